@@ -1,0 +1,29 @@
+# The front door. `make install` sets up .venv; `make test` runs the unit tests.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+export TF_CPP_MIN_LOG_LEVEL ?= 3
+export JAX_COMPILATION_CACHE_DIR ?= $(CURDIR)/.jax_cache
+export JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS ?= 0
+
+.PHONY: install install-bench test bench demo clean
+
+install:
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+
+install-bench: install
+	$(PY) -m pip install --quiet -e '.[dev,bench]'
+
+test:
+	$(PY) -m pytest
+
+bench: install-bench
+	$(PY) benchmarks/env_throughput.py
+
+demo:
+	$(PY) experiments/expert_demo.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .jax_cache

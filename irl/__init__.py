@@ -1,0 +1,1 @@
+"""irl: internal reinforcement learning in JAX."""

@@ -1,0 +1,220 @@
+"""GridPinpad: visit coloured cells of a 7x7 grid in a task-specific order (SPEC.md section 2).
+
+Pure JAX: `reset` and `step` are jittable and vmappable functions of (key, state, params).
+The layout (8 colours, 4 walls, the agent) is redrawn at every reset; a layout on which the
+drawn task cannot be solved is redrawn inside the jitted reset, a bounded number of times.
+
+Which task is being solved is tracked as a set of *candidate* tasks: one task normally, every
+pretraining task in the `any_task` mode used to judge a policy that cannot know the latent task.
+A visit to colour c at progress p keeps the candidates whose p-th colour is c; none left is a
+failure, and a surviving candidate of length p+1 is a success. One rule serves both modes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+from irl.envs import grid_paths
+from irl.envs.bitboard import FLOOD_CHUNK, Bitboard
+from irl.envs.tasks import MAX_TASK_LEN
+
+GRID_SIZE = 7
+N_COLORS = 8
+N_WALLS = 4
+N_CHANNELS = N_COLORS + N_WALLS + 1  # colours, wall ids, agent
+OBS_SIZE = GRID_SIZE * GRID_SIZE * N_CHANNELS  # 637
+N_ACTIONS = 4
+COLORS_PER_SUBGOAL = 2  # subgoal k is the colour pair (2k, 2k+1)
+MAX_REDRAWS = 64  # an unsolvable layout is rare; 64 redraws all failing has never been seen
+
+
+@struct.dataclass
+class GridPinpadParams:
+    tasks: jax.Array  # int32 [n_tasks, MAX_TASK_LEN], padded with -1
+    task_lens: jax.Array  # int32 [n_tasks]
+    time_limit: jax.Array  # int32 []
+    any_task: jax.Array  # bool []: succeed on completing any task of the table
+
+
+@struct.dataclass
+class GridPinpadState:
+    agent: jax.Array  # int32 [2] (row, col)
+    colors: jax.Array  # int32 [N_COLORS, 2]
+    walls: jax.Array  # int32 [N_WALLS, 2]
+    task: jax.Array  # int32 [MAX_TASK_LEN], the drawn task, padded with -1
+    task_len: jax.Array  # int32 []
+    task_id: jax.Array  # int32 [], row of the task table
+    progress: jax.Array  # int32 [], colours of the task visited so far, in order
+    candidates: jax.Array  # bool [n_tasks], tasks still consistent with the visits so far
+    t: jax.Array  # int32 [], steps taken
+
+
+def current_subgoal(state: GridPinpadState) -> jax.Array:
+    """Identity (0..3) of the subgoal being pursued: the pair holding the next colour."""
+    index = jnp.minimum(state.progress, state.task_len - 1)
+    return state.task[index] // COLORS_PER_SUBGOAL
+
+
+def observation(state: GridPinpadState) -> jax.Array:
+    """uint8 [637]: one-hot [G, G, 13] flattened in C order (SPEC.md section 2).
+
+    Channel c < 8 is colour c, 8 + w is wall number w, 12 the agent. Neither the task nor the
+    progress is observed. uint8 rather than float: a quarter of the bytes in rollouts and data
+    batches (models cast on input); written as a scatter of 13 ones, the cheapest form on CPU.
+    """
+    objects = jnp.concatenate([state.colors, state.walls, state.agent[None]], axis=0)  # [13, 2]
+    channel = jnp.arange(N_CHANNELS)
+    flat = (objects[:, 0] * GRID_SIZE + objects[:, 1]) * N_CHANNELS + channel
+    return jnp.zeros(OBS_SIZE, jnp.uint8).at[flat].set(1, unique_indices=True)
+
+
+N_OBJECTS = N_COLORS + N_WALLS + 1  # colours, walls, then the agent
+BOARD = Bitboard(GRID_SIZE)
+
+
+def draw_cells(key: jax.Array, n: int, n_cells: int) -> jax.Array:
+    """int32 [n]: distinct cells of 0..n_cells-1, a uniform ordered sample without replacement.
+
+    Object k takes the r-th free cell, r uniform over the n_cells - k still free. The r-th
+    free cell is the least fixed point of c = r + #(taken cells <= c), reached from c = r in
+    at most k steps; everything is elementwise, so a batch of draws fuses into one kernel
+    (several times cheaper on CPU than sorting n_cells random keys).
+    """
+    bits = jax.random.bits(key, (n,), jnp.uint32)
+    taken = []
+    for k in range(n):
+        rank = (bits[k] % jnp.uint32(n_cells - k)).astype(jnp.int32)
+        cell = rank
+        for _ in range(k):
+            cell = rank + sum((t <= cell).astype(jnp.int32) for t in taken)
+        taken.append(cell)
+    return jnp.stack(taken)
+
+
+def _draw_layout(key):
+    cells = draw_cells(key, N_OBJECTS, GRID_SIZE * GRID_SIZE)
+    rc = jnp.stack([cells // GRID_SIZE, cells % GRID_SIZE], axis=-1)
+    return rc[N_COLORS + N_WALLS], rc[:N_COLORS], rc[N_COLORS:N_COLORS + N_WALLS]
+
+
+def leg_distances(agent, colors, walls, task, task_len) -> jax.Array:
+    """int32 [MAX_TASK_LEN]: shortest-path length of each leg of the task (start -> colour 0,
+    colour 0 -> colour 1, ...) avoiding walls and every colour but the leg's target; 0 for
+    legs past the task's length, UNREACHABLE for a leg that cannot be walked.
+
+    A breadth-first search per leg on bitboards, all legs at once: the expert (eps=0) walks
+    exactly these paths, so sum(leg_distances) is its episode length.
+    """
+    ends = jnp.concatenate([colors, agent[None]])  # [N_COLORS + 1, 2]; the agent is index N_COLORS
+    end_bits = BOARD.from_cells(ends)
+    obstacles = BOARD.union(BOARD.from_cells(jnp.concatenate([colors, walls])))
+    free = tuple(jnp.uint32(f) & ~o for f, o in zip(BOARD.full, obstacles))
+    legs = jnp.arange(MAX_TASK_LEN)
+    source = jnp.where(legs == 0, N_COLORS, jnp.maximum(jnp.roll(task, 1), 0))
+    target = tuple(e[jnp.maximum(task, 0)] for e in end_bits)
+    start = tuple(e[source] for e in end_bits)
+    unused = legs >= task_len
+
+    def chunk(carry):
+        seen, layer, dist, found, _ = carry
+        for _ in range(FLOOD_CHUNK):
+            grown = BOARD.dilate(layer)
+            searching = ~found & BOARD.any(layer)
+            dist = dist + searching.astype(jnp.int32)
+            found = found | (searching & BOARD.any(tuple(g & t for g, t in zip(grown, target))))
+            layer = tuple(g & f & ~s for g, f, s in zip(grown, free, seen))
+            seen = tuple(s | l for s, l in zip(seen, layer))
+        return seen, layer, dist, found, jnp.any(~found & BOARD.any(layer))
+
+    init = (start, start, jnp.zeros(MAX_TASK_LEN, jnp.int32), unused, jnp.array(True))
+    _, _, dist, found, _ = jax.lax.while_loop(lambda c: c[4], chunk, init)
+    return jnp.where(unused, 0, jnp.where(found, dist, grid_paths.UNREACHABLE))
+
+
+def solvable(agent, colors, walls, task, task_len, time_limit) -> jax.Array:
+    """bool []: can the expert finish the task on this layout within the time limit?"""
+    dist = leg_distances(agent, colors, walls, task, task_len)
+    return jnp.all(dist < grid_paths.UNREACHABLE) & (jnp.sum(dist) <= time_limit)
+
+
+class GridPinpad:
+    """The GridPinpad world. Stateless: every method is a pure function of its arguments."""
+
+    grid_size = GRID_SIZE
+    n_colors = N_COLORS
+    n_walls = N_WALLS
+    obs_size = OBS_SIZE
+    n_actions = N_ACTIONS
+    colors_per_subgoal = COLORS_PER_SUBGOAL
+
+    def reset(self, key: jax.Array, params: GridPinpadParams) -> tuple[jax.Array, GridPinpadState]:
+        n_tasks = params.tasks.shape[0]
+        task_key, layout_key = jax.random.split(key)
+        task_id = (jax.random.bits(task_key) % jnp.uint32(n_tasks)).astype(jnp.int32)
+        task, task_len = params.tasks[task_id], params.task_lens[task_id]
+
+        def redraw(carry):
+            attempt, _, _ = carry
+            layout = _draw_layout(jax.random.fold_in(layout_key, attempt))
+            return attempt + 1, layout, solvable(*layout, task, task_len, params.time_limit)
+
+        first = _draw_layout(jax.random.fold_in(layout_key, 0))
+        _, layout, _ = jax.lax.while_loop(
+            lambda c: ~c[2] & (c[0] < MAX_REDRAWS),
+            redraw,
+            (jnp.int32(1), first, solvable(*first, task, task_len, params.time_limit)),
+        )
+        agent, colors, walls = layout
+        candidates = jnp.where(params.any_task, params.task_lens > 0, jnp.arange(n_tasks) == task_id)
+        state = GridPinpadState(
+            agent=agent,
+            colors=colors,
+            walls=walls,
+            task=task,
+            task_len=task_len,
+            task_id=task_id,
+            progress=jnp.int32(0),
+            candidates=candidates,
+            t=jnp.int32(0),
+        )
+        return observation(state), state
+
+    def step(
+        self, key: jax.Array, state: GridPinpadState, action: jax.Array, params: GridPinpadParams
+    ) -> tuple[jax.Array, GridPinpadState, jax.Array, jax.Array, dict[str, Any]]:
+        """One move. `key` is unused (the world is deterministic) but kept for the env contract.
+
+        Returns (obs [637], state, reward [], done [], info) with info holding `success`,
+        `failure`, `truncated`, `subgoal` (of the new state) and `progress`.
+        """
+        del key
+        agent = grid_paths.move(state.agent, action, state.walls, GRID_SIZE)
+        moved = jnp.any(agent != state.agent)
+        on_color = jnp.all(state.colors == agent, axis=-1)  # [N_COLORS]
+        visit = moved & jnp.any(on_color)
+        color = jnp.argmax(on_color)
+
+        next_colors = jnp.take(params.tasks, state.progress, axis=1, mode="clip")  # [n_tasks]
+        consistent = state.candidates & (next_colors == color)
+        advance = visit & jnp.any(consistent)
+        failure = visit & ~advance
+        candidates = jnp.where(advance, consistent, state.candidates)
+        progress = state.progress + advance.astype(jnp.int32)
+        success = advance & jnp.any(candidates & (params.task_lens == progress))
+        t = state.t + 1
+        truncated = (t >= params.time_limit) & ~success & ~failure
+        done = success | failure | truncated
+
+        state = state.replace(agent=agent, progress=progress, candidates=candidates, t=t)
+        info = {
+            "success": success,
+            "failure": failure,
+            "truncated": truncated,
+            "subgoal": current_subgoal(state),
+            "progress": progress,
+        }
+        return observation(state), state, success.astype(jnp.float32), done, info

@@ -1,0 +1,75 @@
+"""The GridPinpad expert: a shortest path to the next colour (SPEC.md section 2).
+
+Every wall and every colour but the next one is an obstacle. Distances come from a
+breadth-first search run outward from the next colour on bitboards, stopped at the first layer
+that touches one of the agent's neighbours: those neighbours are exactly the optimal moves.
+The expert picks uniformly among them; with probability eps it instead picks uniformly among
+the moves that do not fail the episode.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from irl.envs import grid_paths
+from irl.envs.grid_pinpad import BOARD, GRID_SIZE, N_ACTIONS, GridPinpadState
+
+
+def _next_cells(state: GridPinpadState) -> tuple[jax.Array, jax.Array]:
+    """Cells reached by each action, int32 [4, 2], and whether the action moves at all [4]."""
+    cells = jax.vmap(lambda a: grid_paths.move(state.agent, a, state.walls, GRID_SIZE))(jnp.arange(N_ACTIONS))
+    return cells, jnp.any(cells != state.agent, axis=-1)
+
+
+def _target(state: GridPinpadState) -> jax.Array:
+    """Index of the next colour of the task."""
+    return jnp.maximum(state.task[jnp.minimum(state.progress, state.task_len - 1)], 0)
+
+
+def safe_actions(state: GridPinpadState) -> jax.Array:
+    """bool [4]: actions that do not end the episode in failure (no step onto a colour other
+    than the next one; a move into a wall or off the grid is a safe no-op)."""
+    cells, _ = _next_cells(state)
+    on_color = jnp.all(cells[:, None, :] == state.colors[None, :, :], axis=-1)  # [4, N_COLORS]
+    moved_onto = on_color & jnp.any(cells != state.agent, axis=-1)[:, None]
+    wrong = moved_onto & (jnp.arange(on_color.shape[1]) != _target(state))[None, :]
+    return ~jnp.any(wrong, axis=-1)
+
+
+def optimal_actions(state: GridPinpadState) -> jax.Array:
+    """bool [4]: actions that start a shortest path to the next colour. All False only when
+    the next colour cannot be reached (never on a layout the environment accepts)."""
+    target = _target(state)
+    target_bit = BOARD.from_cells(state.colors[target])
+    obstacles = BOARD.union(BOARD.from_cells(jnp.concatenate([state.colors, state.walls])))
+    passable = tuple((jnp.uint32(f) & ~o) | t for f, o, t in zip(BOARD.full, obstacles, target_bit))
+    cells, moved = _next_cells(state)
+    neighbours = BOARD.from_cells(cells)  # [4] each
+    neighbours = tuple(jnp.where(moved, n, jnp.uint32(0)) for n in neighbours)
+
+    def touches(layer):
+        return BOARD.any(tuple(n & l for n, l in zip(neighbours, layer)))  # [4]
+
+    def grow(carry):
+        seen, layer = carry
+        new = tuple(d & p & ~s for d, p, s in zip(BOARD.dilate(layer), passable, seen))
+        return tuple(s | n for s, n in zip(seen, new)), new
+
+    def searching(carry):
+        _, layer = carry
+        return ~jnp.any(touches(layer)) & jnp.any(BOARD.any(layer))
+
+    _, layer = jax.lax.while_loop(searching, grow, (target_bit, target_bit))
+    return touches(layer)
+
+
+def grid_expert_action(key: jax.Array, state: GridPinpadState, eps: float | jax.Array = 0.0) -> jax.Array:
+    """int32 []: the expert's action. eps in [0, 1]: probability of a random safe action."""
+    noise_key, optimal_key, safe_key = jax.random.split(key, 3)
+    optimal = optimal_actions(state)
+    safe = safe_actions(state)
+    optimal = jnp.where(jnp.any(optimal), optimal, safe)  # unreachable target: wander safely
+    pick = lambda k, allowed: jax.random.categorical(k, jnp.where(allowed, 0.0, -jnp.inf))
+    noisy = jax.random.uniform(noise_key) < eps
+    return jnp.where(noisy, pick(safe_key, safe), pick(optimal_key, optimal)).astype(jnp.int32)
