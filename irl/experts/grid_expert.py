@@ -4,7 +4,7 @@ Every wall and every colour but the next one is an obstacle. Distances come from
 breadth-first search run outward from the next colour on bitboards, stopped at the first layer
 that touches one of the agent's neighbours: those neighbours are exactly the optimal moves.
 The expert picks uniformly among them; with probability eps it instead picks uniformly among
-the moves that do not fail the episode.
+the safe moves: those that neither fail the episode nor strand the agent.
 """
 
 from __future__ import annotations
@@ -27,26 +27,39 @@ def _target(state: GridPinpadState) -> jax.Array:
     return jnp.maximum(state.task[jnp.minimum(state.progress, state.task_len - 1)], 0)
 
 
+def _passable(state: GridPinpadState, target_bit):
+    """Cells a walk to the next colour may use: neither wall nor colour, plus that colour."""
+    obstacles = BOARD.union(BOARD.from_cells(jnp.concatenate([state.colors, state.walls])))
+    return tuple((jnp.uint32(f) & ~o) | t for f, o, t in zip(BOARD.full, obstacles, target_bit))
+
+
+def _neighbour_bits(state: GridPinpadState):
+    """Bitboards of the cell each action moves to ([4] each); empty for a move that bumps."""
+    cells, moved = _next_cells(state)
+    return tuple(jnp.where(moved, n, jnp.uint32(0)) for n in BOARD.from_cells(cells))
+
+
 def safe_actions(state: GridPinpadState) -> jax.Array:
-    """bool [4]: actions that do not end the episode in failure (no step onto a colour other
-    than the next one; a move into a wall or off the grid is a safe no-op)."""
-    cells, _ = _next_cells(state)
-    on_color = jnp.all(cells[:, None, :] == state.colors[None, :, :], axis=-1)  # [4, N_COLORS]
-    moved_onto = on_color & jnp.any(cells != state.agent, axis=-1)[:, None]
-    wrong = moved_onto & (jnp.arange(on_color.shape[1]) != _target(state))[None, :]
-    return ~jnp.any(wrong, axis=-1)
+    """bool [4]: actions after which the episode neither fails nor becomes unwinnable.
+
+    A move must not enter a colour other than the next one, nor a free pocket from which the
+    next colour can no longer be reached (say, a cell whose only exit is the colour just
+    visited). A bump into a wall or the edge is a safe no-op.
+    """
+    target_bit = BOARD.from_cells(state.colors[_target(state)])
+    passable = _passable(state, target_bit)
+    region = BOARD.flood(target_bit, passable)  # cells from which the next colour is reachable
+    neighbours = _neighbour_bits(state)
+    _, moved = _next_cells(state)
+    return ~moved | BOARD.any(tuple(n & r for n, r in zip(neighbours, region)))
 
 
 def optimal_actions(state: GridPinpadState) -> jax.Array:
     """bool [4]: actions that start a shortest path to the next colour. All False only when
     the next colour cannot be reached (never on a layout the environment accepts)."""
-    target = _target(state)
-    target_bit = BOARD.from_cells(state.colors[target])
-    obstacles = BOARD.union(BOARD.from_cells(jnp.concatenate([state.colors, state.walls])))
-    passable = tuple((jnp.uint32(f) & ~o) | t for f, o, t in zip(BOARD.full, obstacles, target_bit))
-    cells, moved = _next_cells(state)
-    neighbours = BOARD.from_cells(cells)  # [4] each
-    neighbours = tuple(jnp.where(moved, n, jnp.uint32(0)) for n in neighbours)
+    target_bit = BOARD.from_cells(state.colors[_target(state)])
+    passable = _passable(state, target_bit)
+    neighbours = _neighbour_bits(state)
 
     def touches(layer):
         return BOARD.any(tuple(n & l for n, l in zip(neighbours, layer)))  # [4]

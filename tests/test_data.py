@@ -1,0 +1,58 @@
+import jax
+import numpy as np
+import pytest
+from helpers import ENV, POST, PRETRAIN
+
+from irl.data import make_expert_data
+from irl.envs.render import decode_observation, render_episode, render_state, save_png
+
+
+@pytest.fixture(scope="module")
+def batch():
+    return jax.device_get(make_expert_data(ENV, PRETRAIN, 32)(jax.random.key(0)))
+
+
+def test_shapes_and_dtypes(batch):
+    assert batch.obs.shape == (32, 101, 637) and batch.obs.dtype == np.uint8
+    assert batch.actions.shape == batch.mask.shape == batch.subgoal.shape == (32, 100)
+    assert batch.task_id.shape == batch.success.shape == batch.length.shape == (32,)
+
+
+def test_mask_labels_and_padding_are_consistent(batch):
+    tasks = np.asarray(PRETRAIN.tasks)
+    for i in range(32):
+        n = batch.length[i]
+        assert batch.mask[i, :n].all() and not batch.mask[i, n:].any()
+        assert (batch.actions[i, n:] == 0).all()
+        assert (batch.obs[i, n + 1 :] == batch.obs[i, n]).all()  # the last obs repeats
+        task = tasks[batch.task_id[i]]
+        progress = batch.progress[i, :n]
+        assert (np.diff(progress) >= 0).all() and progress[0] == 0
+        assert (batch.subgoal[i, :n] == task[progress] // 2).all()
+        # the agent moves (or bumps) exactly once per step and each obs is one-hot per channel
+        assert (batch.obs[i].reshape(101, 49, 13).sum(axis=1) == 1).all()
+
+
+def test_same_key_same_batch_and_new_key_new_batch():
+    generate = make_expert_data(ENV, PRETRAIN, 8)
+    a, b, c = generate(jax.random.key(7)), generate(jax.random.key(7)), generate(jax.random.key(8))
+    assert (np.asarray(a.obs) == np.asarray(b.obs)).all() and (np.asarray(a.actions) == np.asarray(b.actions)).all()
+    assert not (np.asarray(a.obs) == np.asarray(c.obs)).all()
+
+
+def test_bad_arguments_fail_before_compute():
+    with pytest.raises(ValueError, match="batch_size"):
+        make_expert_data(ENV, PRETRAIN, 0)
+    with pytest.raises(ValueError, match="eps"):
+        make_expert_data(ENV, PRETRAIN, 4, eps=1.5)
+
+
+def test_render_state_and_episode(tmp_path, batch):
+    image = render_episode(batch.obs[0], batch.length[0], title="expert")
+    assert image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3
+    path = save_png(image, tmp_path / "episode.png")
+    assert path.stat().st_size > 500
+    _, state = ENV.reset(jax.random.key(0), POST)
+    assert render_state(state).shape == image.shape
+    agent, colors, walls = decode_observation(batch.obs[0, 0])
+    assert len({tuple(c) for c in np.concatenate([colors, walls, agent[None]])}) == 13
