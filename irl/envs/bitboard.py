@@ -11,7 +11,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-FLOOD_CHUNK = 8  # flood steps between convergence checks
+FLOOD_CHUNK = 2  # flood steps between convergence checks (2 measured fastest on CPU)
 
 
 class Bitboard:

@@ -119,23 +119,29 @@ def leg_distances(agent, colors, walls, task, task_len) -> jax.Array:
     legs = jnp.arange(MAX_TASK_LEN)
     source = jnp.where(legs == 0, N_COLORS, jnp.maximum(jnp.roll(task, 1), 0))
     target = tuple(e[jnp.maximum(task, 0)] for e in end_bits)
-    start = tuple(e[source] for e in end_bits)
     unused = legs >= task_len
 
-    def chunk(carry):
-        seen, layer, dist, found, _ = carry
-        for _ in range(FLOOD_CHUNK):
-            grown = BOARD.dilate(layer)
-            searching = ~found & BOARD.any(layer)
-            dist = dist + searching.astype(jnp.int32)
-            found = found | (searching & BOARD.any(tuple(g & t for g, t in zip(grown, target))))
-            layer = tuple(g & f & ~s for g, f, s in zip(grown, free, seen))
-            seen = tuple(s | l for s, l in zip(seen, layer))
-        return seen, layer, dist, found, jnp.any(~found & BOARD.any(layer))
+    def touches_target(seen):
+        return BOARD.any(tuple(g & t for g, t in zip(BOARD.dilate(seen), target)))
 
-    init = (start, start, jnp.zeros(MAX_TASK_LEN, jnp.int32), unused, jnp.array(True))
-    _, _, dist, found, _ = jax.lax.while_loop(lambda c: c[4], chunk, init)
-    return jnp.where(unused, 0, jnp.where(found, dist, grid_paths.UNREACHABLE))
+    # `seen` holds the cells within k moves of the source after k steps; the target is k+1 moves
+    # away at the first k where it touches `seen`, so counting the steps before that gives the
+    # distance. Carrying only (seen, count) keeps XLA's fused loop body small.
+    def chunk(carry):
+        seen, untouched, _ = carry
+        for _ in range(FLOOD_CHUNK):
+            touched = touches_target(seen)
+            untouched = untouched + (~touched).astype(jnp.int32)
+            new = tuple((g & f) | s for g, f, s in zip(BOARD.dilate(seen), free, seen))
+            grew = (new[0] != seen[0]) | (new[1] != seen[1])
+            seen = new
+        return seen, untouched, jnp.any(~touched & grew & ~unused)
+
+    start = tuple(e[source] for e in end_bits)
+    seen, untouched, _ = jax.lax.while_loop(
+        lambda c: c[2], chunk, (start, jnp.zeros(MAX_TASK_LEN, jnp.int32), jnp.array(True))
+    )
+    return jnp.where(unused, 0, jnp.where(touches_target(seen), untouched + 1, grid_paths.UNREACHABLE))
 
 
 def solvable(agent, colors, walls, task, task_len, time_limit) -> jax.Array:
@@ -154,24 +160,20 @@ class GridPinpad:
     n_actions = N_ACTIONS
     colors_per_subgoal = COLORS_PER_SUBGOAL
 
-    def reset(self, key: jax.Array, params: GridPinpadParams) -> tuple[jax.Array, GridPinpadState]:
-        n_tasks = params.tasks.shape[0]
+    def reset_attempt(
+        self, key: jax.Array, params: GridPinpadParams, attempt: jax.Array | int = 0
+    ) -> tuple[jax.Array, GridPinpadState, jax.Array]:
+        """One draw of the layout for the task drawn from `key`: (obs, state, solvable).
+
+        `reset(key)` is the first solvable attempt 0, 1, 2, ... of the same key, so a batched
+        caller can try attempt 0 for many keys and finish only the failures with `reset`.
+        """
         task_key, layout_key = jax.random.split(key)
+        n_tasks = params.tasks.shape[0]
         task_id = (jax.random.bits(task_key) % jnp.uint32(n_tasks)).astype(jnp.int32)
         task, task_len = params.tasks[task_id], params.task_lens[task_id]
-
-        def redraw(carry):
-            attempt, _, _ = carry
-            layout = _draw_layout(jax.random.fold_in(layout_key, attempt))
-            return attempt + 1, layout, solvable(*layout, task, task_len, params.time_limit)
-
-        first = _draw_layout(jax.random.fold_in(layout_key, 0))
-        _, layout, _ = jax.lax.while_loop(
-            lambda c: ~c[2] & (c[0] < MAX_REDRAWS),
-            redraw,
-            (jnp.int32(1), first, solvable(*first, task, task_len, params.time_limit)),
-        )
-        agent, colors, walls = layout
+        agent, colors, walls = _draw_layout(jax.random.fold_in(layout_key, attempt))
+        ok = solvable(agent, colors, walls, task, task_len, params.time_limit)
         candidates = jnp.where(params.any_task, params.task_lens > 0, jnp.arange(n_tasks) == task_id)
         state = GridPinpadState(
             agent=agent,
@@ -184,7 +186,21 @@ class GridPinpad:
             candidates=candidates,
             t=jnp.int32(0),
         )
-        return observation(state), state
+        return observation(state), state, ok
+
+    def reset(self, key: jax.Array, params: GridPinpadParams) -> tuple[jax.Array, GridPinpadState]:
+        """A new episode: a task drawn uniformly from the table and a solvable layout for it
+        (drawn uniformly, redrawn while the expert could not finish within the time limit)."""
+
+        def redraw(carry):
+            attempt = carry[0]
+            return (attempt + 1, *self.reset_attempt(key, params, attempt))
+
+        first = self.reset_attempt(key, params, 0)
+        _, obs, state, _ = jax.lax.while_loop(
+            lambda c: ~c[3] & (c[0] < MAX_REDRAWS), redraw, (jnp.int32(1), *first)
+        )
+        return obs, state
 
     def step(
         self, key: jax.Array, state: GridPinpadState, action: jax.Array, params: GridPinpadParams

@@ -1,8 +1,8 @@
 """The GridPinpad expert: a shortest path to the next colour (SPEC.md section 2).
 
 Every wall and every colour but the next one is an obstacle. Distances come from a
-breadth-first search run outward from the next colour on bitboards, stopped at the first layer
-that touches one of the agent's neighbours: those neighbours are exactly the optimal moves.
+breadth-first search run outward from the next colour on bitboards, stopped as soon as it
+reaches one of the agent's neighbours: the neighbours reached first are the optimal moves.
 The expert picks uniformly among them; with probability eps it instead picks uniformly among
 the safe moves: those that neither fail the episode nor strand the agent.
 """
@@ -61,20 +61,20 @@ def optimal_actions(state: GridPinpadState) -> jax.Array:
     passable = _passable(state, target_bit)
     neighbours = _neighbour_bits(state)
 
-    def touches(layer):
-        return BOARD.any(tuple(n & l for n, l in zip(neighbours, layer)))  # [4]
+    def touched(seen):
+        return BOARD.any(tuple(n & s for n, s in zip(neighbours, seen)))  # [4]
 
+    # `seen` grows one move at a time from the next colour; the first neighbours it reaches are
+    # the ones closest to it, i.e. the optimal moves.
     def grow(carry):
-        seen, layer = carry
-        new = tuple(d & p & ~s for d, p, s in zip(BOARD.dilate(layer), passable, seen))
-        return tuple(s | n for s, n in zip(seen, new)), new
+        seen, _ = carry
+        new = tuple((d & p) | s for d, p, s in zip(BOARD.dilate(seen), passable, seen))
+        return new, (new[0] != seen[0]) | (new[1] != seen[1])
 
-    def searching(carry):
-        _, layer = carry
-        return ~jnp.any(touches(layer)) & jnp.any(BOARD.any(layer))
-
-    _, layer = jax.lax.while_loop(searching, grow, (target_bit, target_bit))
-    return touches(layer)
+    seen, _ = jax.lax.while_loop(
+        lambda c: ~jnp.any(touched(c[0])) & c[1], grow, (target_bit, jnp.array(True))
+    )
+    return touched(seen)
 
 
 def grid_expert_action(key: jax.Array, state: GridPinpadState, eps: float | jax.Array = 0.0) -> jax.Array:
