@@ -6,7 +6,7 @@ export TF_CPP_MIN_LOG_LEVEL ?= 3
 export JAX_COMPILATION_CACHE_DIR ?= $(CURDIR)/.jax_cache
 export JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS ?= 0
 
-.PHONY: install install-bench test bench demo clean
+.PHONY: install install-bench test bench data clean
 
 install:
 	$(PYTHON) -m venv $(VENV)
@@ -22,8 +22,8 @@ test:
 bench: install-bench
 	$(PY) benchmarks/env_throughput.py
 
-demo:
-	$(PY) experiments/expert_demo.py
+data:
+	$(PY) experiments/expert_data.py --workdir runs/expert-data
 
 clean:
 	rm -rf $(VENV) .pytest_cache .jax_cache

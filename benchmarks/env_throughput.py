@@ -30,6 +30,7 @@ import irl.envs as envs  # noqa: E402
 from irl.data import make_expert_data  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
+STEPS_ONLY = "(GridPinpad steps only, no resets)"
 
 
 def steps_for(batch: int) -> int:
@@ -64,6 +65,26 @@ def grid_pinpad_rollout(batch: int, steps: int, reset_capacity: int | None = Non
 
         _, done = jax.lax.scan(body, (obs, state), jax.random.split(key, steps))
         return done.sum()
+
+    return jax.jit(rollout)
+
+
+def grid_pinpad_steps_only(batch: int, steps: int):
+    """Diagnostic: the same rollout without resets (finished episodes keep stepping), to show
+    what a step costs apart from drawing new layouts."""
+    env, params = envs.make("grid_pinpad")
+    vec = envs.AutoResetVec(env, batch)
+    step = jax.vmap(env.step, (None, 0, 0, None))
+
+    def rollout(key):
+        obs, state = vec.reset(key, params)
+
+        def body(carry, key):
+            actions = jax.random.randint(key, (batch,), 0, env.n_actions)
+            obs, state, *_ = step(key, carry[1], actions, params)
+            return (obs, state), None
+
+        return jax.lax.scan(body, (obs, state), jax.random.split(key, steps))[0]
 
     return jax.jit(rollout)
 
@@ -136,6 +157,7 @@ def main() -> None:
         rollout = grid_pinpad_rollout(batch, steps)
         record("GridPinpad", batch, rollout, steps)
         notes.append(f"GridPinpad batch {batch}: {int(rollout(key)) / steps:.1f} episodes end per step")
+        record(STEPS_ONLY, batch, grid_pinpad_steps_only(batch, steps), steps)
         for name, build in PEERS.items():
             try:
                 record(name, batch, build(batch, steps), steps)
@@ -150,7 +172,7 @@ def main() -> None:
     data_rate = transitions / seconds
     print(f"expert data generator, batch {args.data_batch}: {data_rate:,.0f} transitions/s ({seconds * 1e3:.0f} ms per batch)")
 
-    peers = [n for n in rows if not n.startswith("GridPinpad")]
+    peers = [n for n in rows if not n.startswith(("GridPinpad", "("))]
     ours = [n for n in rows if n.startswith("GridPinpad")]
     lines = [
         "# Environment throughput (steps/s, random actions, auto-reset, scanned and vmapped)",
@@ -161,7 +183,7 @@ def main() -> None:
         "| environment | " + " | ".join(f"batch {b}" for b in batches) + " |",
         "|---|" + "---:|" * len(batches),
     ]
-    for name in ours + peers:
+    for name in ours + [STEPS_ONLY] + peers:
         cells = [f"{rows[name][b]:,.0f}" if b in rows[name] else "" for b in batches]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     if peers:

@@ -6,7 +6,7 @@ import jax.numpy as jnp
 
 from irl.envs import tasks as task_tables
 from irl.envs.grid_pinpad import GridPinpad, GridPinpadParams, GridPinpadState
-from irl.envs.wrappers import AutoResetVec, masked_map
+from irl.envs.wrappers import AutoResetVec
 
 ENV_NAMES = ("grid_pinpad",)
 TASK_MODES = ("pretrain", "post", "any_pretrain")

@@ -1,8 +1,9 @@
-"""Shortest paths on a small grid with blocked cells, in JAX.
+"""Moves and shortest paths on a small grid with blocked cells, in JAX.
 
-Shared by GridPinpad (is a layout solvable?) and the grid expert (which move is optimal?).
-Distances come from repeated min-plus relaxation over the four neighbours, run until nothing
-changes, so a 7x7 grid costs at most 48 cheap sweeps and usually about a dozen.
+`move` is the movement rule shared by GridPinpad and its expert. `distance_field` is the plain
+reference for shortest paths (min-plus relaxation over the four neighbours until nothing
+changes): clear, but far slower on CPU than the bitboard searches the environment and the
+expert use, which the tests check against it.
 """
 
 from __future__ import annotations
