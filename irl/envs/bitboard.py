@@ -47,6 +47,11 @@ class Bitboard:
         zero = jnp.uint32(0)
         return jnp.where(in_lo, bit, zero), jnp.where(in_lo, zero, bit)
 
+    def free_of(self, cells: jax.Array):
+        """Board of every cell except those listed (int32 [N, 2])."""
+        occupied = self.union(self.from_cells(cells))
+        return tuple(jnp.uint32(f) & ~o for f, o in zip(self.full, occupied))
+
     def dilate(self, board):
         """Each set cell spreads to its four neighbours (staying on the grid)."""
         lo, hi = board

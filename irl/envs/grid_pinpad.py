@@ -114,8 +114,7 @@ def leg_distances(agent, colors, walls, task, task_len) -> jax.Array:
     """
     ends = jnp.concatenate([colors, agent[None]])  # [N_COLORS + 1, 2]; the agent is index N_COLORS
     end_bits = BOARD.from_cells(ends)
-    obstacles = BOARD.union(BOARD.from_cells(jnp.concatenate([colors, walls])))
-    free = tuple(jnp.uint32(f) & ~o for f, o in zip(BOARD.full, obstacles))
+    free = BOARD.free_of(jnp.concatenate([colors, walls]))
     legs = jnp.arange(MAX_TASK_LEN)
     source = jnp.where(legs == 0, N_COLORS, jnp.maximum(jnp.roll(task, 1), 0))
     target = tuple(e[jnp.maximum(task, 0)] for e in end_bits)

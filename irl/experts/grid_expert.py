@@ -29,8 +29,8 @@ def _target(state: GridPinpadState) -> jax.Array:
 
 def _passable(state: GridPinpadState, target_bit):
     """Cells a walk to the next colour may use: neither wall nor colour, plus that colour."""
-    obstacles = BOARD.union(BOARD.from_cells(jnp.concatenate([state.colors, state.walls])))
-    return tuple((jnp.uint32(f) & ~o) | t for f, o, t in zip(BOARD.full, obstacles, target_bit))
+    free = BOARD.free_of(jnp.concatenate([state.colors, state.walls]))
+    return tuple(f | t for f, t in zip(free, target_bit))
 
 
 def _neighbour_bits(state: GridPinpadState):
