@@ -72,7 +72,8 @@ class AutoResetVec:
             lambda i: self.env.reset_attempt(jax.random.fold_in(key, i), params), done, self.reset_capacity
         )
         retry = done & ~ok
-        # about one layout in eight is unsolvable: size the retry buffer for that, with slack
+        # One layout in eight fails for a pretraining task (one in five for the post-training
+        # task); a step with more failures than this buffer resets every row: exact, but slower.
         retry_capacity = max(min(self.reset_capacity, 4), self.reset_capacity // 8)
         retry_obs, retry_state = masked_map(reset_row, retry, retry_capacity)
         return jax.tree.map(lambda r, a: jnp.where(_rows(retry, a), r, a), (retry_obs, retry_state), (obs, state))
