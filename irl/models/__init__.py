@@ -1,0 +1,1 @@
+"""Base sequence models with a first-class layer split."""

@@ -1,0 +1,208 @@
+"""Causal transformer over observation tokens, split at any layer (SPEC.md section 4).
+
+Pre-norm blocks (LayerNorm), multi-head attention with a T5-style bucketed relative-position
+bias shared by all layers, ReLU MLP, variance-scaling initialisation. Pure functions over a
+params pytree whose per-layer weights are stacked on a leading [L] axis.
+
+The residual stream is first-class: e_0 is the embedding, e_l the output of block l.
+`lower(params, obs, l)` returns e_l and `upper(params, e, l)` runs blocks l..L-1 and the
+heads, so `upper(params, lower(params, obs, l), l) == forward(params, obs)` for every l.
+`init_cache` / `lower_step` / `upper_step` do the same one token at a time with a key/value
+cache, so a closed-loop rollout costs O(t) per step, never a re-run of the prefix.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+
+
+@dataclasses.dataclass(frozen=True)
+class TransformerConfig:
+    obs_size: int = 637
+    n_actions: int = 4
+    n_layers: int = 6
+    width: int = 256
+    n_heads: int = 4
+    head_dim: int = 64
+    mlp_width: int = 512
+    n_buckets: int = 32
+    max_distance: int = 128
+    init_scale: float = 0.1  # variance scale of the initialiser
+
+    def __post_init__(self):
+        for name in ("obs_size", "n_actions", "n_layers", "width", "n_heads", "head_dim", "mlp_width", "n_buckets"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"TransformerConfig.{name} must be >= 1, got {getattr(self, name)}")
+        if self.n_buckets % 2:
+            raise ValueError(f"n_buckets must be even (half exact, half logarithmic), got {self.n_buckets}")
+
+
+def _dense(key, fan_in, fan_out, scale):
+    return jax.random.normal(key, (fan_in, fan_out)) * jnp.sqrt(scale / fan_in)
+
+
+def init(key: jax.Array, cfg: TransformerConfig) -> dict:
+    """Parameters: embedding, stacked blocks, shared relative bias, final norm, two heads."""
+    keys = jax.random.split(key, 5)
+    inner = cfg.n_heads * cfg.head_dim
+
+    def layer(k):
+        kq, kk, kv, ko, k1, k2 = jax.random.split(k, 6)
+        return {
+            "ln1": {"scale": jnp.ones(cfg.width), "bias": jnp.zeros(cfg.width)},
+            "wq": _dense(kq, cfg.width, inner, cfg.init_scale),
+            "wk": _dense(kk, cfg.width, inner, cfg.init_scale),
+            "wv": _dense(kv, cfg.width, inner, cfg.init_scale),
+            "wo": _dense(ko, inner, cfg.width, cfg.init_scale),
+            "ln2": {"scale": jnp.ones(cfg.width), "bias": jnp.zeros(cfg.width)},
+            "w1": _dense(k1, cfg.width, cfg.mlp_width, cfg.init_scale),
+            "b1": jnp.zeros(cfg.mlp_width),
+            "w2": _dense(k2, cfg.mlp_width, cfg.width, cfg.init_scale),
+            "b2": jnp.zeros(cfg.width),
+        }
+
+    return {
+        "embed": {"w": _dense(keys[0], cfg.obs_size, cfg.width, cfg.init_scale), "b": jnp.zeros(cfg.width)},
+        "layers": jax.vmap(layer)(jax.random.split(keys[1], cfg.n_layers)),
+        "rel_bias": jnp.zeros((cfg.n_buckets, cfg.n_heads)),
+        "ln_f": {"scale": jnp.ones(cfg.width), "bias": jnp.zeros(cfg.width)},
+        "action_head": {"w": _dense(keys[2], cfg.width, cfg.n_actions, cfg.init_scale), "b": jnp.zeros(cfg.n_actions)},
+        "obs_head": {"w": _dense(keys[3], cfg.width, cfg.obs_size, cfg.init_scale), "b": jnp.zeros(cfg.obs_size)},
+    }
+
+
+def relative_bucket(distance: jax.Array, n_buckets: int, max_distance: int) -> jax.Array:
+    """T5's causal bucketing of how far back a key is (distance >= 0, int): the first half of
+    the buckets are exact distances, the rest logarithmic up to max_distance."""
+    exact = n_buckets // 2
+    log_ratio = jnp.log(jnp.maximum(distance, 1) / exact) / jnp.log(max_distance / exact)
+    far = exact + (log_ratio * (n_buckets - exact)).astype(jnp.int32)
+    return jnp.where(distance < exact, distance, jnp.minimum(far, n_buckets - 1))
+
+
+def _layer_norm(p, x):
+    mean = x.mean(-1, keepdims=True)
+    var = ((x - mean) ** 2).mean(-1, keepdims=True)
+    return (x - mean) * jax.lax.rsqrt(var + 1e-6) * p["scale"] + p["bias"]
+
+
+def _attention(p, x, keys, values, bias, cfg):
+    """x [..., Tq, D] queries; keys/values [..., H, Tk, hd]; bias [H, Tq, Tk] (-inf masked)."""
+    q = (x @ p["wq"]).reshape(*x.shape[:-1], cfg.n_heads, cfg.head_dim)
+    q = jnp.swapaxes(q, -2, -3)  # [..., H, Tq, hd]
+    logits = q @ jnp.swapaxes(keys, -1, -2) / jnp.sqrt(cfg.head_dim) + bias
+    mixed = jax.nn.softmax(logits, axis=-1) @ values  # [..., H, Tq, hd]
+    mixed = jnp.swapaxes(mixed, -2, -3).reshape(*x.shape[:-1], cfg.n_heads * cfg.head_dim)
+    return mixed @ p["wo"]
+
+
+def _heads(x, p, cfg):
+    """[..., D] -> [..., H, hd] -> [..., H, T, hd] layout for keys and values."""
+    kv = (x @ p).reshape(*x.shape[:-1], cfg.n_heads, cfg.head_dim)
+    return jnp.swapaxes(kv, -2, -3)
+
+
+def _block(p, e, bias, cfg, cache=None, position=None):
+    """One pre-norm block on e [..., T, D]. With a cache (keys/values [..., H, Tmax, hd]),
+    e holds the token at `position` and the cache is updated in place."""
+    x = _layer_norm(p["ln1"], e)
+    k, v = _heads(x, p["wk"], cfg), _heads(x, p["wv"], cfg)
+    if cache is not None:
+        k = jax.lax.dynamic_update_slice_in_dim(cache["k"], k, position, axis=k.ndim - 2)
+        v = jax.lax.dynamic_update_slice_in_dim(cache["v"], v, position, axis=v.ndim - 2)
+        cache = {"k": k, "v": v}
+    e = e + _attention(p, x, k, v, bias, cfg)
+    h = jax.nn.relu(_layer_norm(p["ln2"], e) @ p["w1"] + p["b1"])
+    return e + h @ p["w2"] + p["b2"], cache
+
+
+def _bias(params, cfg, query_pos, key_pos):
+    """[H, Tq, Tk] relative bias, -inf where the key lies in the future."""
+    distance = query_pos[:, None] - key_pos[None, :]
+    bucket = relative_bucket(jnp.maximum(distance, 0), cfg.n_buckets, cfg.max_distance)
+    bias = jnp.moveaxis(params["rel_bias"][bucket], -1, 0)
+    return jnp.where(distance >= 0, bias, -jnp.inf)
+
+
+def _layers(params, start, stop):
+    return jax.tree.map(lambda w: w[start:stop], params["layers"])
+
+
+def _run_blocks(params, e, start, stop, cfg):
+    positions = jnp.arange(e.shape[-2])
+    bias = _bias(params, cfg, positions, positions)
+
+    def body(e, p):
+        return _block(p, e, bias, cfg)[0], None
+
+    return jax.lax.scan(body, e, _layers(params, start, stop))[0]
+
+
+def embed(params, obs):
+    """obs [..., T, obs_size] (any numeric dtype) -> e_0 [..., T, D]."""
+    return obs.astype(jnp.float32) @ params["embed"]["w"] + params["embed"]["b"]
+
+
+def lower(params, obs, layer: int, cfg: TransformerConfig):
+    """Residual stream e_layer [..., T, D] after blocks 0..layer-1 (layer 0: the embedding)."""
+    _check_layer(layer, cfg)
+    return _run_blocks(params, embed(params, obs), 0, layer, cfg)
+
+
+def head(params, e):
+    """Final norm and the two heads: (action logits [..., A], next-observation logits [..., O])."""
+    x = _layer_norm(params["ln_f"], e)
+    return x @ params["action_head"]["w"] + params["action_head"]["b"], x @ params["obs_head"]["w"] + params["obs_head"]["b"]
+
+
+def upper(params, e, layer: int, cfg: TransformerConfig):
+    """Blocks layer..L-1 on e [..., T, D], then the heads."""
+    _check_layer(layer, cfg)
+    return head(params, _run_blocks(params, e, layer, cfg.n_layers, cfg))
+
+
+def forward(params, obs, cfg: TransformerConfig):
+    return upper(params, lower(params, obs, 0, cfg), 0, cfg)
+
+
+def init_cache(cfg: TransformerConfig, batch_shape: tuple[int, ...], max_len: int) -> dict:
+    """Empty key/value cache for `max_len` tokens: k, v [L, *batch, H, max_len, hd]; t = 0."""
+    shape = (cfg.n_layers, *batch_shape, cfg.n_heads, max_len, cfg.head_dim)
+    return {"k": jnp.zeros(shape), "v": jnp.zeros(shape), "t": jnp.int32(0)}
+
+
+def _step_blocks(params, cache, e, start, stop, cfg):
+    """Blocks start..stop-1 on one token e [..., D] at position cache['t']."""
+    max_len = cache["k"].shape[-2]
+    t = cache["t"]
+    bias = _bias(params, cfg, t[None], jnp.arange(max_len))  # [H, 1, max_len]; future slots masked
+
+    def body(e, xs):
+        p, k, v = xs
+        out, new = _block(p, e[..., None, :], bias, cfg, {"k": k, "v": v}, t)
+        return out[..., 0, :], (new["k"], new["v"])
+
+    e, (k, v) = jax.lax.scan(body, e, (_layers(params, start, stop), cache["k"][start:stop], cache["v"][start:stop]))
+    cache = dict(cache, k=cache["k"].at[start:stop].set(k), v=cache["v"].at[start:stop].set(v))
+    return e, cache
+
+
+def lower_step(params, cache, obs_t, layer: int, cfg: TransformerConfig):
+    """One observation [..., obs_size] -> (e_layer [..., D], cache). Pair with upper_step."""
+    _check_layer(layer, cfg)
+    return _step_blocks(params, cache, embed(params, obs_t), 0, layer, cfg)
+
+
+def upper_step(params, cache, e_t, layer: int, cfg: TransformerConfig):
+    """e_layer of one token -> ((action logits, obs logits), cache advanced by one token)."""
+    _check_layer(layer, cfg)
+    e, cache = _step_blocks(params, cache, e_t, layer, cfg.n_layers, cfg)
+    return head(params, e), dict(cache, t=cache["t"] + 1)
+
+
+def _check_layer(layer: int, cfg: TransformerConfig) -> None:
+    if not 0 <= layer <= cfg.n_layers:
+        raise ValueError(f"layer must be in 0..{cfg.n_layers}, got {layer}")
