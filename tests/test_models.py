@@ -1,0 +1,75 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from irl.models import hawk
+from irl.models import transformer as tf
+
+T = 12
+MODELS = {
+    "transformer": (tf, tf.TransformerConfig(obs_size=20, n_actions=4, n_layers=3, width=32, n_heads=2, head_dim=16,
+                                             mlp_width=48, n_buckets=8, max_distance=16, init_scale=1.0)),
+    "hawk": (hawk, hawk.HawkConfig(obs_size=20, n_actions=4, n_layers=3, width=32, n_heads=4, mlp_width=48,
+                                   init_scale=1.0)),
+}
+
+
+@pytest.fixture(scope="module", params=list(MODELS))
+def setup(request):
+    model, cfg = MODELS[request.param]
+    params = model.init(jax.random.key(0), cfg)
+    if "rel_bias" in params:  # a non-zero relative bias, so that the tests exercise it
+        params["rel_bias"] = jax.random.normal(jax.random.key(1), params["rel_bias"].shape)
+    obs = jax.random.bernoulli(jax.random.key(2), 0.3, (2, T, cfg.obs_size)).astype(jnp.uint8)
+    return model, cfg, params, obs
+
+
+def test_upper_of_lower_equals_forward_at_every_layer(setup):
+    model, cfg, params, obs = setup
+    full = jax.jit(lambda p, o: model.forward(p, o, cfg))(params, obs)
+    for layer in range(cfg.n_layers + 1):
+        split = model.upper(params, model.lower(params, obs, layer, cfg), layer, cfg)
+        for a, b in zip(split, full):
+            np.testing.assert_allclose(a, b, atol=1e-5)
+
+
+def test_stepwise_with_cache_equals_full_forward(setup):
+    model, cfg, params, obs = setup
+    full_actions, full_obs = model.forward(params, obs, cfg)
+    for layer in (0, 1, cfg.n_layers):
+
+        @jax.jit
+        def rollout(params, obs):
+            def body(cache, o):
+                e, cache = model.lower_step(params, cache, o, layer, cfg)
+                out, cache = model.upper_step(params, cache, e, layer, cfg)
+                return cache, out
+
+            cache = model.init_cache(cfg, (obs.shape[0],), T)
+            return jax.lax.scan(body, cache, jnp.swapaxes(obs, 0, 1))[1]
+
+        actions, next_obs = rollout(params, obs)
+        assert float(jnp.max(jnp.abs(jnp.swapaxes(actions, 0, 1) - full_actions))) <= 1e-4
+        assert float(jnp.max(jnp.abs(jnp.swapaxes(next_obs, 0, 1) - full_obs))) <= 1e-4
+
+
+def test_causal_output_at_t_ignores_later_inputs(setup):
+    model, cfg, params, obs = setup
+    changed = obs.at[:, 7:].set(1 - obs[:, 7:])
+    a, _ = model.forward(params, obs, cfg)
+    b, _ = model.forward(params, changed, cfg)
+    np.testing.assert_allclose(a[:, :7], b[:, :7], atol=1e-6)
+    assert float(jnp.max(jnp.abs(a[:, 7:] - b[:, 7:]))) > 1e-3
+
+
+def test_relative_buckets_and_bad_layer():
+    buckets = np.asarray(tf.relative_bucket(jnp.arange(200), 32, 128))
+    assert (buckets[:16] == np.arange(16)).all() and (np.diff(buckets) >= 0).all() and buckets.max() == 31
+    for model, cfg in MODELS.values():
+        with pytest.raises(ValueError, match="layer"):
+            model.lower({}, jnp.zeros((1, 1, 20)), 4, cfg)
+    with pytest.raises(ValueError, match="n_buckets"):
+        tf.TransformerConfig(n_buckets=7)
+    with pytest.raises(ValueError, match="divisible"):
+        hawk.HawkConfig(width=30, n_heads=4)
