@@ -21,6 +21,8 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
+from irl.models.common import check_layer, embed, layer_slice
+
 CONV_WIDTH = 4
 GATE_POWER = 8.0  # the constant c of a_t = a ** (c r_t)
 
@@ -137,12 +139,6 @@ def _block_step(p, e, state, cfg):
     return _mlp(p, e + (gate * h) @ p["w_out"]), (h, window[..., 1:, :])
 
 
-def _layers(params, start, stop):
-    return jax.tree.map(lambda w: w[start:stop], params["layers"])
-
-
-def embed(params, obs):
-    return obs.astype(jnp.float32) @ params["embed"]["w"] + params["embed"]["b"]
 
 
 def head(params, e):
@@ -151,17 +147,17 @@ def head(params, e):
 
 
 def _run(params, e, start, stop, cfg):
-    return jax.lax.scan(lambda e, p: (_block(p, e, cfg), None), e, _layers(params, start, stop))[0]
+    return jax.lax.scan(lambda e, p: (_block(p, e, cfg), None), e, layer_slice(params, start, stop))[0]
 
 
 def lower(params, obs, layer: int, cfg: HawkConfig):
     """Residual stream e_layer [..., T, D] after blocks 0..layer-1 (layer 0: the embedding)."""
-    _check_layer(layer, cfg)
+    check_layer(layer, cfg.n_layers)
     return _run(params, embed(params, obs), 0, layer, cfg)
 
 
 def upper(params, e, layer: int, cfg: HawkConfig):
-    _check_layer(layer, cfg)
+    check_layer(layer, cfg.n_layers)
     return head(params, _run(params, e, layer, cfg.n_layers, cfg))
 
 
@@ -184,21 +180,16 @@ def _step(params, cache, e, start, stop, cfg):
         e, (h, window) = _block_step(p, e, (h, window), cfg)
         return e, (h, window)
 
-    e, (h, window) = jax.lax.scan(body, e, (_layers(params, start, stop), cache["h"][start:stop], cache["conv"][start:stop]))
+    e, (h, window) = jax.lax.scan(body, e, (layer_slice(params, start, stop), cache["h"][start:stop], cache["conv"][start:stop]))
     return e, {"h": cache["h"].at[start:stop].set(h), "conv": cache["conv"].at[start:stop].set(window)}
 
 
 def lower_step(params, cache, obs_t, layer: int, cfg: HawkConfig):
-    _check_layer(layer, cfg)
+    check_layer(layer, cfg.n_layers)
     return _step(params, cache, embed(params, obs_t), 0, layer, cfg)
 
 
 def upper_step(params, cache, e_t, layer: int, cfg: HawkConfig):
-    _check_layer(layer, cfg)
+    check_layer(layer, cfg.n_layers)
     e, cache = _step(params, cache, e_t, layer, cfg.n_layers, cfg)
     return head(params, e), cache
-
-
-def _check_layer(layer: int, cfg: HawkConfig) -> None:
-    if not 0 <= layer <= cfg.n_layers:
-        raise ValueError(f"layer must be in 0..{cfg.n_layers}, got {layer}")

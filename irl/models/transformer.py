@@ -18,6 +18,8 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
+from irl.models.common import check_layer, embed, layer_slice
+
 
 @dataclasses.dataclass(frozen=True)
 class TransformerConfig:
@@ -127,9 +129,6 @@ def _bias(params, cfg, query_pos, key_pos):
     return jnp.where(distance >= 0, bias, -jnp.inf)
 
 
-def _layers(params, start, stop):
-    return jax.tree.map(lambda w: w[start:stop], params["layers"])
-
 
 def _run_blocks(params, e, start, stop, cfg):
     positions = jnp.arange(e.shape[-2])
@@ -138,17 +137,13 @@ def _run_blocks(params, e, start, stop, cfg):
     def body(e, p):
         return _block(p, e, bias, cfg)[0], None
 
-    return jax.lax.scan(body, e, _layers(params, start, stop))[0]
+    return jax.lax.scan(body, e, layer_slice(params, start, stop))[0]
 
-
-def embed(params, obs):
-    """obs [..., T, obs_size] (any numeric dtype) -> e_0 [..., T, D]."""
-    return obs.astype(jnp.float32) @ params["embed"]["w"] + params["embed"]["b"]
 
 
 def lower(params, obs, layer: int, cfg: TransformerConfig):
     """Residual stream e_layer [..., T, D] after blocks 0..layer-1 (layer 0: the embedding)."""
-    _check_layer(layer, cfg)
+    check_layer(layer, cfg.n_layers)
     return _run_blocks(params, embed(params, obs), 0, layer, cfg)
 
 
@@ -160,7 +155,7 @@ def head(params, e):
 
 def upper(params, e, layer: int, cfg: TransformerConfig):
     """Blocks layer..L-1 on e [..., T, D], then the heads."""
-    _check_layer(layer, cfg)
+    check_layer(layer, cfg.n_layers)
     return head(params, _run_blocks(params, e, layer, cfg.n_layers, cfg))
 
 
@@ -185,24 +180,19 @@ def _step_blocks(params, cache, e, start, stop, cfg):
         out, new = _block(p, e[..., None, :], bias, cfg, {"k": k, "v": v}, t)
         return out[..., 0, :], (new["k"], new["v"])
 
-    e, (k, v) = jax.lax.scan(body, e, (_layers(params, start, stop), cache["k"][start:stop], cache["v"][start:stop]))
+    e, (k, v) = jax.lax.scan(body, e, (layer_slice(params, start, stop), cache["k"][start:stop], cache["v"][start:stop]))
     cache = dict(cache, k=cache["k"].at[start:stop].set(k), v=cache["v"].at[start:stop].set(v))
     return e, cache
 
 
 def lower_step(params, cache, obs_t, layer: int, cfg: TransformerConfig):
     """One observation [..., obs_size] -> (e_layer [..., D], cache). Pair with upper_step."""
-    _check_layer(layer, cfg)
+    check_layer(layer, cfg.n_layers)
     return _step_blocks(params, cache, embed(params, obs_t), 0, layer, cfg)
 
 
 def upper_step(params, cache, e_t, layer: int, cfg: TransformerConfig):
     """e_layer of one token -> ((action logits, obs logits), cache advanced by one token)."""
-    _check_layer(layer, cfg)
+    check_layer(layer, cfg.n_layers)
     e, cache = _step_blocks(params, cache, e_t, layer, cfg.n_layers, cfg)
     return head(params, e), dict(cache, t=cache["t"] + 1)
-
-
-def _check_layer(layer: int, cfg: TransformerConfig) -> None:
-    if not 0 <= layer <= cfg.n_layers:
-        raise ValueError(f"layer must be in 0..{cfg.n_layers}, got {layer}")
