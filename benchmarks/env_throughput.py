@@ -27,6 +27,7 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 
 import irl.envs as envs  # noqa: E402
+from irl.benchmarking import time_call  # noqa: E402
 from irl.data import make_expert_data  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
@@ -36,17 +37,6 @@ STEPS_ONLY = "(GridPinpad steps only, no resets)"
 def steps_for(batch: int) -> int:
     """Scan length: long enough that one call takes a measurable time at small batches."""
     return max(100, 32768 // batch)
-
-
-def time_call(fn, *args, repeats: int) -> float:
-    """Median seconds of `repeats` calls after one warm-up (compile) call."""
-    jax.block_until_ready(fn(*args))
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        jax.block_until_ready(fn(*args))
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def grid_pinpad_rollout(batch: int, steps: int, reset_capacity: int | None = None):

@@ -83,3 +83,60 @@ def make_expert_data(
         return jax.vmap(lambda k: expert_episode(env, params, k, eps, max_steps))(keys)
 
     return generate
+
+
+@struct.dataclass
+class TokenBatch:
+    """Training rows for a sequence model: one token per step, input o_t, targets a_t, o_t+1.
+
+    A row holds one episode (`segments` all 0) or several packed end to end, told apart by
+    `segments` (the model attends, or recurs, only within a segment).
+    """
+
+    obs: jax.Array  # uint8 [B, L, obs_size]: o_t
+    next_obs: jax.Array  # uint8 [B, L, obs_size]: o_t+1
+    actions: jax.Array  # int32 [B, L]
+    mask: jax.Array  # bool [B, L]: a real step (targets count)
+    segments: jax.Array  # int32 [B, L]: episode index within the row
+    subgoal: jax.Array  # int32 [B, L]
+
+
+def episode_tokens(batch: ExpertBatch) -> TokenBatch:
+    """One episode per row, padded to max_steps."""
+    return TokenBatch(
+        obs=batch.obs[:, :-1],
+        next_obs=batch.obs[:, 1:],
+        actions=batch.actions,
+        mask=batch.mask,
+        segments=jnp.zeros(batch.actions.shape, jnp.int32),
+        subgoal=batch.subgoal,
+    )
+
+
+def pack_episodes(batch: ExpertBatch, rows: int, length: int) -> TokenBatch:
+    """Lay the episodes of `batch` end to end, batch.size // rows consecutive episodes per row,
+    each row cut at `length` tokens. The last episode of a row may be cut short (a prefix is
+    still a correct teacher-forced sequence); a row whose episodes run out is padded."""
+    n_episodes = batch.length.shape[0]
+    if n_episodes % rows:
+        raise ValueError(f"{n_episodes} episodes do not split into {rows} rows")
+    per_row = n_episodes // rows
+    grouped = jax.tree.map(lambda x: x.reshape(rows, per_row, *x.shape[1:]), batch)
+
+    def row(ep: ExpertBatch) -> TokenBatch:
+        ends = jnp.cumsum(ep.length)
+        position = jnp.arange(length)
+        episode = jnp.searchsorted(ends, position, side="right")  # per_row where none is left
+        valid = episode < per_row
+        k = jnp.minimum(episode, per_row - 1)
+        t = jnp.clip(position - (ends[k] - ep.length[k]), 0, ep.actions.shape[1] - 1)
+        return TokenBatch(
+            obs=ep.obs[k, t],
+            next_obs=ep.obs[k, t + 1],
+            actions=jnp.where(valid, ep.actions[k, t], 0),
+            mask=valid & ep.mask[k, t],
+            segments=episode.astype(jnp.int32),
+            subgoal=ep.subgoal[k, t],
+        )
+
+    return jax.vmap(row)(grouped)

@@ -1,15 +1,9 @@
-"""Pieces both base models share: the observation embedding, the layer-range slice of stacked
-block weights, and the check of a split layer."""
+"""Pieces both base models share: the layer-range slice of stacked block weights and the check
+of a split layer. (The observation embedding lives in encoders.py.)"""
 
 from __future__ import annotations
 
 import jax
-import jax.numpy as jnp
-
-
-def embed(params, obs):
-    """obs [..., T, obs_size] (any numeric dtype) -> e_0 [..., T, D]."""
-    return obs.astype(jnp.float32) @ params["embed"]["w"] + params["embed"]["b"]
 
 
 def layer_slice(params, start: int, stop: int):

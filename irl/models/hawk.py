@@ -21,7 +21,8 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
-from irl.models.common import check_layer, embed, layer_slice
+from irl.models.common import check_layer, layer_slice
+from irl.models.encoders import check_encoder, embed, init_embed
 
 CONV_WIDTH = 4
 GATE_POWER = 8.0  # the constant c of a_t = a ** (c r_t)
@@ -36,6 +37,7 @@ class HawkConfig:
     n_heads: int = 8  # blocks of the block-diagonal gate weights
     mlp_width: int = 512
     init_scale: float = 0.1
+    encoder: str = "linear"  # see irl/models/encoders.py
 
     def __post_init__(self):
         for name in ("obs_size", "n_actions", "n_layers", "width", "n_heads", "mlp_width"):
@@ -43,6 +45,7 @@ class HawkConfig:
                 raise ValueError(f"HawkConfig.{name} must be >= 1, got {getattr(self, name)}")
         if self.width % self.n_heads:
             raise ValueError(f"width {self.width} must be divisible by n_heads {self.n_heads}")
+        check_encoder(self.encoder, self.obs_size)
 
 
 def _dense(key, shape, fan_in, scale):
@@ -78,7 +81,7 @@ def init(key: jax.Array, cfg: HawkConfig) -> dict:
         }
 
     return {
-        "embed": {"w": _dense(keys[0], (cfg.obs_size, d), cfg.obs_size, cfg.init_scale), "b": jnp.zeros(d)},
+        "embed": init_embed(keys[0], cfg.encoder, cfg.obs_size, d, cfg.init_scale),
         "layers": jax.vmap(layer)(jax.random.split(keys[1], cfg.n_layers)),
         "norm_f": jnp.ones(d),
         "action_head": {"w": _dense(keys[2], (d, cfg.n_actions), d, cfg.init_scale), "b": jnp.zeros(cfg.n_actions)},
@@ -110,17 +113,29 @@ def _mlp(p, e):
     return e + h @ p["w2"] + p["b2"]
 
 
-def _block(p, e, cfg):
-    """One residual block over a whole sequence e [..., T, D]."""
+def _lagged(x, k, axis):
+    """x shifted k steps later along `axis`, zeros first: out[t] = x[t - k]."""
+    axis = axis % x.ndim
+    pad = [(0, 0)] * x.ndim
+    pad[axis] = (k, 0)
+    return jax.lax.slice_in_dim(jnp.pad(x, pad), 0, x.shape[axis], axis=axis)
+
+
+def _block(p, e, cfg, segments=None):
+    """One residual block over a whole sequence e [..., T, D]. With `segments` int [..., T],
+    the recurrence and the convolution restart wherever the segment id changes."""
     x = _rms_norm(p["norm1"], e)
     gate = jax.nn.gelu(x @ p["w_gate"])
     u = x @ p["w_in"]
-    padded = jnp.concatenate([jnp.zeros((*u.shape[:-2], CONV_WIDTH - 1, u.shape[-1])), u], axis=-2)
-    length = u.shape[-2]
-    # out_t = sum_k w_k * u_{t-k}: tap k reads the input k steps back
-    conv = sum(p["conv_w"][k] * padded[..., CONV_WIDTH - 1 - k : CONV_WIDTH - 1 - k + length, :] for k in range(CONV_WIDTH))
-    conv = conv + p["conv_b"]
+    if segments is None:
+        segments = jnp.zeros(u.shape[:-1], jnp.int32)
+    # out_t = sum_k w_k * u_{t-k} over inputs of the same segment: tap k reads k steps back
+    conv = p["conv_b"]
+    for k in range(CONV_WIDTH):
+        same = (_lagged(segments + 1, k, -1) == segments + 1)[..., None]  # +1: the zero fill never matches
+        conv = conv + p["conv_w"][k] * jnp.where(same, _lagged(u, k, -2), 0.0)
     a, b = _gates(p, conv, cfg)
+    a = jnp.where((_lagged(segments + 1, 1, -1) == segments + 1)[..., None], a, 0.0)
     combine = lambda left, right: (left[0] * right[0], right[0] * left[1] + right[1])
     _, h = jax.lax.associative_scan(combine, (a, b), axis=-2)
     return _mlp(p, e + (gate * h) @ p["w_out"])
@@ -146,23 +161,23 @@ def head(params, e):
     return x @ params["action_head"]["w"] + params["action_head"]["b"], x @ params["obs_head"]["w"] + params["obs_head"]["b"]
 
 
-def _run(params, e, start, stop, cfg):
-    return jax.lax.scan(lambda e, p: (_block(p, e, cfg), None), e, layer_slice(params, start, stop))[0]
+def _run(params, e, start, stop, cfg, segments=None):
+    return jax.lax.scan(lambda e, p: (_block(p, e, cfg, segments), None), e, layer_slice(params, start, stop))[0]
 
 
-def lower(params, obs, layer: int, cfg: HawkConfig):
+def lower(params, obs, layer: int, cfg: HawkConfig, segments=None):
     """Residual stream e_layer [..., T, D] after blocks 0..layer-1 (layer 0: the embedding)."""
     check_layer(layer, cfg.n_layers)
-    return _run(params, embed(params, obs), 0, layer, cfg)
+    return _run(params, embed(params, obs, cfg.encoder), 0, layer, cfg, segments)
 
 
-def upper(params, e, layer: int, cfg: HawkConfig):
+def upper(params, e, layer: int, cfg: HawkConfig, segments=None):
     check_layer(layer, cfg.n_layers)
-    return head(params, _run(params, e, layer, cfg.n_layers, cfg))
+    return head(params, _run(params, e, layer, cfg.n_layers, cfg, segments))
 
 
-def forward(params, obs, cfg: HawkConfig):
-    return upper(params, lower(params, obs, 0, cfg), 0, cfg)
+def forward(params, obs, cfg: HawkConfig, segments=None):
+    return upper(params, lower(params, obs, 0, cfg, segments), 0, cfg, segments)
 
 
 def init_cache(cfg: HawkConfig, batch_shape: tuple[int, ...], max_len: int | None = None) -> dict:
@@ -186,7 +201,7 @@ def _step(params, cache, e, start, stop, cfg):
 
 def lower_step(params, cache, obs_t, layer: int, cfg: HawkConfig):
     check_layer(layer, cfg.n_layers)
-    return _step(params, cache, embed(params, obs_t), 0, layer, cfg)
+    return _step(params, cache, embed(params, obs_t, cfg.encoder), 0, layer, cfg)
 
 
 def upper_step(params, cache, e_t, layer: int, cfg: HawkConfig):

@@ -18,7 +18,8 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
-from irl.models.common import check_layer, embed, layer_slice
+from irl.models.common import check_layer, layer_slice
+from irl.models.encoders import check_encoder, embed, init_embed
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,6 +34,7 @@ class TransformerConfig:
     n_buckets: int = 32
     max_distance: int = 128
     init_scale: float = 0.1  # variance scale of the initialiser
+    encoder: str = "linear"  # see irl/models/encoders.py
 
     def __post_init__(self):
         for name in ("obs_size", "n_actions", "n_layers", "width", "n_heads", "head_dim", "mlp_width", "n_buckets"):
@@ -40,6 +42,7 @@ class TransformerConfig:
                 raise ValueError(f"TransformerConfig.{name} must be >= 1, got {getattr(self, name)}")
         if self.n_buckets % 2:
             raise ValueError(f"n_buckets must be even (half exact, half logarithmic), got {self.n_buckets}")
+        check_encoder(self.encoder, self.obs_size)
 
 
 def _dense(key, fan_in, fan_out, scale):
@@ -67,7 +70,7 @@ def init(key: jax.Array, cfg: TransformerConfig) -> dict:
         }
 
     return {
-        "embed": {"w": _dense(keys[0], cfg.obs_size, cfg.width, cfg.init_scale), "b": jnp.zeros(cfg.width)},
+        "embed": init_embed(keys[0], cfg.encoder, cfg.obs_size, cfg.width, cfg.init_scale),
         "layers": jax.vmap(layer)(jax.random.split(keys[1], cfg.n_layers)),
         "rel_bias": jnp.zeros((cfg.n_buckets, cfg.n_heads)),
         "ln_f": {"scale": jnp.ones(cfg.width), "bias": jnp.zeros(cfg.width)},
@@ -130,9 +133,15 @@ def _bias(params, cfg, query_pos, key_pos):
 
 
 
-def _run_blocks(params, e, start, stop, cfg):
+def _run_blocks(params, e, start, stop, cfg, segments=None):
+    """Blocks start..stop-1 on e [..., T, D]. `segments` int [..., T] (optional) packs several
+    episodes in one row: a token attends only to earlier tokens of its own segment, and since
+    the bias depends on distance alone, each episode sees exactly what it would see alone."""
     positions = jnp.arange(e.shape[-2])
     bias = _bias(params, cfg, positions, positions)
+    if segments is not None:
+        same = segments[..., :, None] == segments[..., None, :]
+        bias = jnp.where(same[..., None, :, :], bias, -jnp.inf)
 
     def body(e, p):
         return _block(p, e, bias, cfg)[0], None
@@ -140,11 +149,10 @@ def _run_blocks(params, e, start, stop, cfg):
     return jax.lax.scan(body, e, layer_slice(params, start, stop))[0]
 
 
-
-def lower(params, obs, layer: int, cfg: TransformerConfig):
+def lower(params, obs, layer: int, cfg: TransformerConfig, segments=None):
     """Residual stream e_layer [..., T, D] after blocks 0..layer-1 (layer 0: the embedding)."""
     check_layer(layer, cfg.n_layers)
-    return _run_blocks(params, embed(params, obs), 0, layer, cfg)
+    return _run_blocks(params, embed(params, obs, cfg.encoder), 0, layer, cfg, segments)
 
 
 def head(params, e):
@@ -153,14 +161,14 @@ def head(params, e):
     return x @ params["action_head"]["w"] + params["action_head"]["b"], x @ params["obs_head"]["w"] + params["obs_head"]["b"]
 
 
-def upper(params, e, layer: int, cfg: TransformerConfig):
+def upper(params, e, layer: int, cfg: TransformerConfig, segments=None):
     """Blocks layer..L-1 on e [..., T, D], then the heads."""
     check_layer(layer, cfg.n_layers)
-    return head(params, _run_blocks(params, e, layer, cfg.n_layers, cfg))
+    return head(params, _run_blocks(params, e, layer, cfg.n_layers, cfg, segments))
 
 
-def forward(params, obs, cfg: TransformerConfig):
-    return upper(params, lower(params, obs, 0, cfg), 0, cfg)
+def forward(params, obs, cfg: TransformerConfig, segments=None):
+    return upper(params, lower(params, obs, 0, cfg, segments), 0, cfg, segments)
 
 
 def init_cache(cfg: TransformerConfig, batch_shape: tuple[int, ...], max_len: int) -> dict:
@@ -188,7 +196,7 @@ def _step_blocks(params, cache, e, start, stop, cfg):
 def lower_step(params, cache, obs_t, layer: int, cfg: TransformerConfig):
     """One observation [..., obs_size] -> (e_layer [..., D], cache). Pair with upper_step."""
     check_layer(layer, cfg.n_layers)
-    return _step_blocks(params, cache, embed(params, obs_t), 0, layer, cfg)
+    return _step_blocks(params, cache, embed(params, obs_t, cfg.encoder), 0, layer, cfg)
 
 
 def upper_step(params, cache, e_t, layer: int, cfg: TransformerConfig):

@@ -1,0 +1,47 @@
+"""Closed-loop episodes of a base model acting alone, one observation at a time through its
+step-wise cache (O(1) per step for Hawk, O(t) for attention; never a re-run of the prefix)."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+from irl.models.base import BaseModel
+
+
+@struct.dataclass
+class Episodes:
+    success: jax.Array  # bool [N]
+    length: jax.Array  # int32 [N]: steps taken
+    progress: jax.Array  # int32 [N]: task colours visited when the episode ended
+
+
+def run_base_model(model: BaseModel, params, env, env_params, key: jax.Array, n_episodes: int,
+                   greedy: bool = False, max_steps: int | None = None) -> Episodes:
+    """`n_episodes` episodes in parallel, actions sampled from the model (argmax if greedy).
+    Pure and jittable (model, env, n_episodes, greedy and max_steps static)."""
+    max_steps = int(env_params.time_limit) if max_steps is None else max_steps
+    reset_key, run_key = jax.random.split(key)
+    obs, state = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(reset_key, n_episodes), env_params)
+    cache = model.init_cache((n_episodes,), max_steps)
+
+    def step(carry, key):
+        obs, state, cache, done, success, length = carry
+        act_key, env_key = jax.random.split(key)
+        e, cache = model.lower_step(params, cache, obs, 0)
+        (logits, _), cache = model.upper_step(params, cache, e, 0)
+        action = jnp.argmax(logits, -1) if greedy else jax.random.categorical(act_key, logits)
+        next_obs, next_state, _, next_done, info = jax.vmap(env.step, in_axes=(0, 0, 0, None))(
+            jax.random.split(env_key, n_episodes), state, action, env_params
+        )
+        keep = lambda new, old: jnp.where(done.reshape(done.shape + (1,) * (new.ndim - 1)), old, new)
+        state = jax.tree.map(keep, next_state, state)
+        success = success | (info["success"] & ~done)
+        length = length + (~done).astype(jnp.int32)
+        return (keep(next_obs, obs), state, cache, done | next_done, success, length), None
+
+    zeros = jnp.zeros(n_episodes, bool)
+    carry = (obs, state, cache, zeros, zeros, jnp.zeros(n_episodes, jnp.int32))
+    (_, state, _, _, success, length), _ = jax.lax.scan(step, carry, jax.random.split(run_key, max_steps))
+    return Episodes(success=success, length=length, progress=state.progress)
