@@ -6,7 +6,10 @@ export TF_CPP_MIN_LOG_LEVEL ?= 3
 export JAX_COMPILATION_CACHE_DIR ?= $(CURDIR)/.jax_cache
 export JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS ?= 0
 
-.PHONY: install install-bench test bench data clean
+.PHONY: install install-bench test bench bench-train data pretrain clean
+
+PRESET ?= small
+WORKDIR ?= runs/grid-$(PRESET)
 
 install:
 	$(PYTHON) -m venv $(VENV)
@@ -22,8 +25,14 @@ test:
 bench: install-bench
 	$(PY) benchmarks/env_throughput.py
 
+bench-train:
+	$(PY) benchmarks/train_speed.py
+
 data:
 	$(PY) experiments/expert_data.py --workdir runs/expert-data
+
+pretrain:
+	$(PY) experiments/pretrain.py --config=experiments/configs/grid.py:$(PRESET) --workdir=$(WORKDIR)/pretrain
 
 clean:
 	rm -rf $(VENV) .pytest_cache .jax_cache

@@ -16,6 +16,7 @@ model, a jitted data source drawing fresh expert episodes every step, AdamW, and
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 
 import jax
@@ -103,11 +104,15 @@ def validate(config: ml_collections.ConfigDict) -> None:
 
 
 def flops_per_token(model: BaseModel, context: int) -> float:
-    """Training FLOPs per token of a transformer (3x the forward's matmuls; the gather-based
-    embedding is free): blocks' matmuls, attention scores and mixing at `context`, the heads."""
+    """Training FLOPs per token (3x the forward's matmuls; the gather-based embedding is free):
+    the blocks' matmuls (for the transformer, attention scores and mixing at `context` too)
+    and the heads."""
     cfg = model.cfg
-    inner = cfg.n_heads * cfg.head_dim
-    per_layer = 2 * (4 * cfg.width * inner + 2 * cfg.width * cfg.mlp_width) + 2 * 2 * context * inner
+    if model.arch == "transformer":
+        inner = cfg.n_heads * cfg.head_dim
+        per_layer = 2 * (4 * cfg.width * inner + 2 * cfg.width * cfg.mlp_width) + 2 * 2 * context * inner
+    else:  # hawk: gate, input and output projections, block-diagonal RG-LRU gates, MLP
+        per_layer = 2 * (3 * cfg.width**2 + 2 * cfg.width**2 // cfg.n_heads + 2 * cfg.width * cfg.mlp_width)
     embed = 2 * cfg.obs_size * cfg.width if cfg.encoder == "linear" else 0
     heads = 2 * cfg.width * (cfg.n_actions + cfg.obs_size)
     return 3.0 * (cfg.n_layers * per_layer + embed + heads)
@@ -214,3 +219,15 @@ def real_token_fraction(config: ml_collections.ConfigDict, key: jax.Array, batch
     trainer = Pretrainer(config)
     fractions = [float(trainer.tokens(k).mask.mean()) for k in jax.random.split(key, batches)]
     return sum(fractions) / len(fractions) if fractions else math.nan
+
+
+def load_pretrained(workdir) -> tuple[Pretrainer, dict]:
+    """(Pretrainer of the run's saved config, params [seeds, ...]) from a pretraining workdir."""
+    from pathlib import Path
+
+    from irl.training import restore_latest
+
+    config = ml_collections.ConfigDict(json.loads((Path(workdir) / "config.json").read_text()))
+    trainer = Pretrainer(config)
+    state = restore_latest(workdir, jax.eval_shape(trainer.init_state))
+    return trainer, state["params"]

@@ -3,6 +3,8 @@ step-wise cache (O(1) per step for Hawk, O(t) for attention; never a re-run of t
 
 from __future__ import annotations
 
+from typing import Callable
+
 import jax
 import jax.numpy as jnp
 from flax import struct
@@ -18,9 +20,13 @@ class Episodes:
 
 
 def run_base_model(model: BaseModel, params, env, env_params, key: jax.Array, n_episodes: int,
-                   greedy: bool = False, max_steps: int | None = None) -> Episodes:
+                   greedy: bool = False, max_steps: int | None = None, layer: int = 0,
+                   steer: Callable[[jax.Array, object], jax.Array] | None = None) -> Episodes:
     """`n_episodes` episodes in parallel, actions sampled from the model (argmax if greedy).
-    Pure and jittable (model, env, n_episodes, greedy and max_steps static)."""
+
+    steer(e [N, D], env_state) -> e replaces the residual stream at `layer` before the upper
+    blocks run (a controller); None leaves the model alone. Pure and jittable (model, env,
+    n_episodes, greedy, max_steps, layer and steer static)."""
     max_steps = int(env_params.time_limit) if max_steps is None else max_steps
     reset_key, run_key = jax.random.split(key)
     obs, state = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(reset_key, n_episodes), env_params)
@@ -29,8 +35,10 @@ def run_base_model(model: BaseModel, params, env, env_params, key: jax.Array, n_
     def step(carry, key):
         obs, state, cache, done, success, length = carry
         act_key, env_key = jax.random.split(key)
-        e, cache = model.lower_step(params, cache, obs, 0)
-        (logits, _), cache = model.upper_step(params, cache, e, 0)
+        e, cache = model.lower_step(params, cache, obs, layer)
+        if steer is not None:
+            e = steer(e, state)
+        (logits, _), cache = model.upper_step(params, cache, e, layer)
         action = jnp.argmax(logits, -1) if greedy else jax.random.categorical(act_key, logits)
         next_obs, next_state, _, next_done, info = jax.vmap(env.step, in_axes=(0, 0, 0, None))(
             jax.random.split(env_key, n_episodes), state, action, env_params

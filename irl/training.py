@@ -128,3 +128,15 @@ def run(
         manager.wait_until_finished()
         manager.close()
     return state
+
+
+def restore_latest(workdir: str | Path, target: dict) -> dict:
+    """The latest checkpoint in `workdir`, restored into the structure of `target`."""
+    manager = ocp.CheckpointManager(Path(workdir).absolute() / "checkpoints")
+    try:
+        step = manager.latest_step()
+        if step is None:
+            raise FileNotFoundError(f"no checkpoint in {workdir}/checkpoints: run that stage first")
+        return manager.restore(step, args=ocp.args.StandardRestore(target))
+    finally:
+        manager.close()

@@ -42,7 +42,7 @@ def pretrain_config(preset: str) -> ml_collections.ConfigDict:
         c.model.update(n_layers=4, width=128, n_heads=4, head_dim=32, mlp_width=256, encoder="agent_relative")
         c.data.update(batch=64, max_episode_steps=80, pack_length=128, episodes_per_row=5)
         c.optim.update(lr=2e-3, schedule="cosine", warmup_steps=200, final_lr_fraction=0.05, grad_clip=1.0)
-        c.train.update(steps=4000, chunk_steps=100, eval_every=500)
+        c.train.update(steps=3000, chunk_steps=100, eval_every=300)
         c.eval.episodes = 512
     elif preset == "tiny":
         c.seeds = 2
@@ -55,5 +55,27 @@ def pretrain_config(preset: str) -> ml_collections.ConfigDict:
     return c
 
 
-def get_config(preset: str = "small") -> ml_collections.ConfigDict:
-    return pretrain_config(preset)
+def analysis_config(preset: str) -> ml_collections.ConfigDict:
+    """Probes (Table A6) and supervised controllers (Tables A7/A8) on a pretrained model."""
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; known: {', '.join(PRESETS)}")
+    c = ml_collections.ConfigDict()
+    c.seed = 0
+    c.probe = ml_collections.ConfigDict(dict(steps=8000, batch=512, lr=1e-3, weight_decay=0.0, eval_episodes=2048))
+    c.control = ml_collections.ConfigDict(dict(
+        steps=3200, batch=512, lr=1e-3, weight_decay=0.03, rank=16, hidden=32, layers=(), eval_episodes=1024,
+    ))  # layers () = every layer 0..L
+    if preset == "small":
+        c.probe.update(steps=300, batch=64, eval_episodes=512)
+        c.control.update(steps=300, batch=64, eval_episodes=512)
+    elif preset == "tiny":
+        c.probe.update(steps=10, batch=8, eval_episodes=16)
+        c.control.update(steps=10, batch=8, eval_episodes=16, rank=4)
+    return c
+
+
+def get_config(spec: str = "small") -> ml_collections.ConfigDict:
+    """`<preset>` for pretraining, `analysis-<preset>` for probes and supervised controllers."""
+    if spec.startswith("analysis-"):
+        return analysis_config(spec.removeprefix("analysis-"))
+    return pretrain_config(spec)

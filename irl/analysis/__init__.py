@@ -1,0 +1,1 @@
+"""Analyses of a frozen base model: linear probes, supervised controllers."""

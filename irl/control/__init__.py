@@ -1,0 +1,1 @@
+"""Controllers written into the residual stream: e <- e + U e."""

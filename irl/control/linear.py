@@ -1,0 +1,64 @@
+"""Linear residual-stream controllers `e + U e`, produced from a code by a small hypernetwork.
+
+U is kept factored, U = A B^T with A, B [D, r], so applying it costs 2 D r per token and the
+D x D matrix is never built (rank=None gives a full U [D, D], as for the ant). The
+hypernetwork maps a code z [code_dim] through one hidden layer to the entries of U. A zero code
+gives U = 0 exactly (no biases), so an inactive controller leaves the model untouched.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+
+
+@dataclasses.dataclass(frozen=True)
+class ControllerConfig:
+    width: int  # D, the residual stream
+    code_dim: int  # the code z (one-hot per subgoal for supervised controllers)
+    rank: int | None = 16  # None: full D x D
+    hidden: int = 32
+    init_scale: float = 0.1
+
+    def __post_init__(self):
+        for name in ("width", "code_dim", "hidden"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"ControllerConfig.{name} must be >= 1, got {getattr(self, name)}")
+        if self.rank is not None and not 1 <= self.rank <= self.width:
+            raise ValueError(f"rank must be in 1..{self.width} or None (full), got {self.rank}")
+
+    @property
+    def n_outputs(self) -> int:
+        return self.width * self.width if self.rank is None else 2 * self.width * self.rank
+
+
+def init(key: jax.Array, cfg: ControllerConfig) -> dict:
+    k1, k2 = jax.random.split(key)
+    return {
+        "w1": jax.random.normal(k1, (cfg.code_dim, cfg.hidden)) * jnp.sqrt(1.0 / cfg.code_dim),
+        "w2": jax.random.normal(k2, (cfg.hidden, cfg.n_outputs)) * jnp.sqrt(cfg.init_scale / (cfg.hidden * cfg.width)),
+    }
+
+
+def factors(params: dict, z: jax.Array, cfg: ControllerConfig):
+    """Code z [..., code_dim] -> (A, B) each [..., D, r], or (U [..., D, D], None) when full.
+    Bias-free with tanh(0) = 0: z = 0 gives zero factors."""
+    out = jnp.tanh(z @ params["w1"]) @ params["w2"]
+    if cfg.rank is None:
+        return out.reshape(*z.shape[:-1], cfg.width, cfg.width), None
+    a, b = jnp.split(out.reshape(*z.shape[:-1], cfg.width, 2 * cfg.rank), 2, axis=-1)
+    return a, b
+
+
+def apply(e: jax.Array, a: jax.Array, b: jax.Array | None) -> jax.Array:
+    """e [..., D] -> e + U e with U = A B^T (or U = a when b is None)."""
+    if b is None:
+        return e + jnp.einsum("...ij,...j->...i", a, e)
+    return e + jnp.einsum("...ir,...r->...i", a, jnp.einsum("...jr,...j->...r", b, e))
+
+
+def dense(a: jax.Array, b: jax.Array | None) -> jax.Array:
+    """The full U (for tests and analysis only)."""
+    return a if b is None else a @ jnp.swapaxes(b, -1, -2)

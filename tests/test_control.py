@@ -1,0 +1,44 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from irl.control import linear
+from irl.models.base import make_base_model
+
+MODEL = make_base_model("transformer", obs_size=20, n_layers=2, width=32, n_heads=2, head_dim=16, mlp_width=48,
+                        n_buckets=8, max_distance=16, init_scale=1.0)
+
+
+@pytest.mark.parametrize("rank", [4, None])
+def test_factored_controller_equals_dense_e_plus_u_e(rank):
+    cfg = linear.ControllerConfig(width=32, code_dim=4, rank=rank, init_scale=1.0)
+    params = linear.init(jax.random.key(0), cfg)
+    z = jax.random.normal(jax.random.key(1), (3, 5, 4))
+    e = jax.random.normal(jax.random.key(2), (3, 5, 32))
+    a, b = linear.factors(params, z, cfg)
+    u = linear.dense(a, b)
+    assert u.shape == (3, 5, 32, 32)
+    np.testing.assert_allclose(linear.apply(e, a, b), e + jnp.einsum("...ij,...j->...i", u, e), atol=1e-5)
+    if rank is not None:
+        assert np.linalg.matrix_rank(np.asarray(u[0, 0])) <= rank
+
+
+def test_a_zero_code_leaves_the_model_output_unchanged():
+    cfg = linear.ControllerConfig(width=32, code_dim=4, rank=4, init_scale=1.0)
+    ctrl = linear.init(jax.random.key(0), cfg)
+    base = MODEL.init(jax.random.key(1))
+    obs = jax.random.bernoulli(jax.random.key(2), 0.3, (2, 6, 20)).astype(jnp.uint8)
+    a, b = linear.factors(ctrl, jnp.zeros((2, 6, 4)), cfg)
+    e = MODEL.lower(base, obs, 1)
+    controlled = MODEL.upper(base, linear.apply(e, a, b), 1)
+    for x, y in zip(controlled, MODEL.forward(base, obs)):
+        np.testing.assert_allclose(x, y, atol=1e-6)
+    # and a non-zero code does change it
+    a, b = linear.factors(ctrl, jnp.ones((2, 6, 4)), cfg)
+    assert not np.allclose(MODEL.upper(base, linear.apply(e, a, b), 1)[0], MODEL.forward(base, obs)[0])
+
+
+def test_bad_rank_is_rejected():
+    with pytest.raises(ValueError, match="rank"):
+        linear.ControllerConfig(width=8, code_dim=4, rank=9)
