@@ -35,18 +35,22 @@ def setups() -> dict:
     paper_size = pretrain_config("paper")
     paper_size.seeds = 1
     paper_size.data.batch = 64
-    return {"small preset": small, "paper size, batch 64 x 100": paper_size}
+    packed = paper_size.copy_and_resolve_references()
+    packed.data.update(pack_length=100, episodes_per_row=4, max_episode_steps=80)
+    return {"small preset": small, "paper size, batch 64 x 100": paper_size,
+            "paper size, batch 64 x 100, packed": packed}
 
 
 def measure(config, steps: int, repeats: int, peak: float) -> dict:
     config = config.copy_and_resolve_references()
-    config.train.update(chunk_steps=steps, steps=steps, eval_every=0)
+    config.train.update(chunk_steps=steps, steps=steps * 1000, eval_every=0)
     trainer = Pretrainer(config)
     chunk = trainer.chunk_fn()
     state = trainer.init_state()
     seconds = time_call(lambda s: chunk(s)[1]["loss"], state, repeats=repeats) / steps
     data = jax.jit(trainer.tokens)
     data_seconds = time_call(data, jax.random.key(0), repeats=repeats)
+    real_fraction = float(data(jax.random.key(1)).mask.mean())
     tokens = trainer.tokens_per_step()
     flops = tokens * flops_per_token(trainer.model, trainer.row_length)
     return {
@@ -54,6 +58,8 @@ def measure(config, steps: int, repeats: int, peak: float) -> dict:
         "row_length": trainer.row_length,
         "seconds_per_step": seconds,
         "tokens_per_s": tokens / seconds,
+        "real_token_fraction": real_fraction,
+        "real_tokens_per_s": real_fraction * tokens / seconds,
         "gflop_per_step": flops / 1e9,
         "achieved_gflop_s": flops / seconds / 1e9,
         "mfu": flops / seconds / peak,
@@ -71,15 +77,19 @@ def main() -> None:
         parser.error("--repeats and --steps must be >= 1")
     peak = matmul_peak_flops()
     rows = {name: measure(config, args.steps, args.repeats, peak) for name, config in setups().items()}
+    peak = max(peak, matmul_peak_flops.__wrapped__())  # measured again after: the machine is shared
+    for r in rows.values():
+        r["mfu"] = r["achieved_gflop_s"] * 1e9 / peak
     result = {"machine": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
               "jax": jax.__version__, "matmul_peak_gflop_s": peak / 1e9, "setups": rows}
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "train_speed.json").write_text(json.dumps(result, indent=2))
     lines = [f"Matmul peak (1024^2 float32, jitted): {peak / 1e9:.0f} GFLOP/s", "",
-             "| setup | tokens/step | s/step | tokens/s | GFLOP/s | MFU | data share |", "|---|---|---|---|---|---|---|"]
+             "| setup | tokens/step | s/step | tokens/s | expert (non-padding) tokens/s | GFLOP/s | MFU | data share |",
+             "|---|---|---|---|---|---|---|---|"]
     for name, r in rows.items():
         lines.append(f"| {name} | {r['tokens_per_step']} | {r['seconds_per_step']:.3f} | {r['tokens_per_s']:,.0f} | "
-                     f"{r['achieved_gflop_s']:.1f} | {r['mfu']:.0%} | {r['data_fraction']:.0%} |")
+                     f"{r['real_tokens_per_s']:,.0f} | {r['achieved_gflop_s']:.1f} | {r['mfu']:.0%} | {r['data_fraction']:.0%} |")
     (RESULTS / "train_speed.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

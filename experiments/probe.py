@@ -65,9 +65,9 @@ def probe(config, pretrained: str | Path, workdir: str | Path) -> dict:
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "probe.json").write_text(json.dumps(summary, indent=2))
     layers = list(range(accuracy.shape[1]))
-    plot_curves(workdir / "probe_accuracy_by_layer.png", layers,
-                {**{f"seed {i}": a for i, a in enumerate(accuracy)} if seeds > 1 else {},
-                 "mean": accuracy.mean(0), "chance": [0.25] * len(layers)},
+    curves = {f"seed {i}": a for i, a in enumerate(accuracy)} if seeds > 1 else {}
+    curves.update({"mean": accuracy.mean(0), "chance": [0.25] * len(layers)})
+    plot_curves(workdir / "probe_accuracy_by_layer.png", layers, curves,
                 xlabel="layer l (0 = embedding)", ylabel="held-out accuracy", title="Linear probe of the current subgoal")
     counts = np.asarray(results["count_by_time"]).sum(0)
     shown = np.flatnonzero(counts >= 50)

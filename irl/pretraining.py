@@ -97,6 +97,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
     need(train.eval_every % train.chunk_steps == 0, f"train.eval_every must be a multiple of chunk_steps {train.chunk_steps}")
     need(optim.lr > 0 and optim.weight_decay >= 0, "optim.lr must be > 0 and optim.weight_decay >= 0")
     need(optim.schedule in SCHEDULES, f"optim.schedule must be one of {SCHEDULES}, got {optim.schedule!r}")
+    need(0 <= optim.warmup_steps < train.steps, f"optim.warmup_steps must be in 0..train.steps-1, got {optim.warmup_steps}")
     need(config.loss.obs_coef >= 0, f"loss.obs_coef must be >= 0, got {config.loss.obs_coef}")
     need(config.eval.episodes >= 1, f"eval.episodes must be >= 1, got {config.eval.episodes}")
     need(config.model.arch in ("transformer", "hawk"), f"model.arch must be transformer or hawk, got {config.model.arch!r}")

@@ -42,3 +42,18 @@ def test_a_zero_code_leaves_the_model_output_unchanged():
 def test_bad_rank_is_rejected():
     with pytest.raises(ValueError, match="rank"):
         linear.ControllerConfig(width=8, code_dim=4, rank=9)
+
+
+def test_closed_loop_split_at_any_layer_with_an_identity_steer_matches_the_plain_rollout():
+    from helpers import ENV, PRETRAIN
+
+    from irl.rollout import run_base_model
+
+    model = make_base_model("transformer", n_layers=2, width=32, n_heads=2, head_dim=16, mlp_width=48, n_buckets=8,
+                            max_distance=32, encoder="agent_relative")
+    params = model.init(jax.random.key(0))
+    run = jax.jit(run_base_model, static_argnums=(0, 2, 5), static_argnames=("layer", "steer", "max_steps"))
+    plain = run(model, params, ENV, PRETRAIN, jax.random.key(1), 16, max_steps=20)
+    split = run(model, params, ENV, PRETRAIN, jax.random.key(1), 16, max_steps=20, layer=1, steer=lambda e, s: e)
+    np.testing.assert_array_equal(plain.length, split.length)
+    np.testing.assert_array_equal(plain.progress, split.progress)

@@ -73,3 +73,9 @@ def test_relative_buckets_and_bad_layer():
         tf.TransformerConfig(n_buckets=7)
     with pytest.raises(ValueError, match="divisible"):
         hawk.HawkConfig(width=30, n_heads=4)
+
+
+def test_every_registered_architecture_is_tested():
+    from irl.models.base import ARCHITECTURES
+
+    assert set(MODELS) == set(ARCHITECTURES)
