@@ -18,68 +18,18 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import jax  # noqa: E402
-import numpy as np  # noqa: E402
 from absl import app, flags, logging  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
-from irl.analysis.probes import evaluate_probes, train_probes  # noqa: E402
-from irl.data import make_expert_data  # noqa: E402
-from irl.figures import plot_curves  # noqa: E402
-from irl.pretraining import load_pretrained  # noqa: E402
+from irl.stages.probe import probe  # noqa: E402
 
 CONFIG = config_flags.DEFINE_config_file("config", "experiments/configs/grid.py:analysis-small", "analysis config")
 PRETRAINED = flags.DEFINE_string("pretrained", "runs/grid-small/pretrain", "pretraining workdir")
 WORKDIR = flags.DEFINE_string("workdir", "runs/grid-small/probe", "output folder")
 
 
-def probe(config, pretrained: str | Path, workdir: str | Path) -> dict:
-    cfg = config.probe
-    if cfg.steps < 1 or cfg.batch < 1 or cfg.eval_episodes < 1:
-        raise ValueError(f"probe.steps, probe.batch and probe.eval_episodes must be >= 1, got {cfg}")
-    trainer, params = load_pretrained(pretrained)
-    model, env, env_params = trainer.model, trainer.env, trainer.env_params
-    episodes = make_expert_data(env, env_params, cfg.batch, trainer.config.data.eps)
-    held_out = make_expert_data(env, env_params, cfg.eval_episodes, trainer.config.data.eps)
-    key = jax.random.key(config.seed)
-    seeds = jax.tree.leaves(params)[0].shape[0]
-
-    @jax.jit
-    def one_seed(base_params, key):
-        train_key, eval_key = jax.random.split(key)
-        probes, train_accuracy = train_probes(model, base_params, episodes, train_key, cfg.steps, cfg.lr, cfg.weight_decay)
-        return evaluate_probes(model, base_params, probes, held_out(eval_key)), train_accuracy[-1]
-
-    results, _ = jax.device_get(jax.vmap(one_seed)(params, jax.random.split(key, seeds)))
-    accuracy = np.asarray(results["accuracy_by_layer"])  # [seeds, L+1]
-    by_time = np.nanmean(np.asarray(results["p_true_by_time"]), axis=0)  # [L+1, time]
-    summary = {
-        "accuracy_by_layer": accuracy.mean(0).tolist(),
-        "accuracy_by_layer_by_seed": accuracy.tolist(),
-        "chance": float(1 / 4),
-        "p_true_by_time_in_segment": by_time.tolist(),
-        "steps": cfg.steps,
-        "batch": cfg.batch,
-    }
-    workdir = Path(workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
-    (workdir / "probe.json").write_text(json.dumps(summary, indent=2))
-    layers = list(range(accuracy.shape[1]))
-    curves = {f"seed {i}": a for i, a in enumerate(accuracy)} if seeds > 1 else {}
-    curves.update({"mean": accuracy.mean(0), "chance": [0.25] * len(layers)})
-    plot_curves(workdir / "probe_accuracy_by_layer.png", layers, curves,
-                xlabel="layer l (0 = embedding)", ylabel="held-out accuracy", title="Linear probe of the current subgoal")
-    counts = np.asarray(results["count_by_time"]).sum(0)
-    shown = np.flatnonzero(counts >= 50)
-    plot_curves(workdir / "probe_p_true_by_time.png", shown.tolist(),
-                {f"layer {l}": by_time[l, shown] for l in layers},
-                xlabel="steps since the subgoal began", ylabel="p(true subgoal)",
-                title="Probe confidence within a subgoal segment")
-    return summary
-
-
 def main(_):
-    logging.set_verbosity(logging.WARNING)
+    logging.set_verbosity(logging.WARNING)  # orbax logs every checkpoint at INFO
     summary = probe(CONFIG.value, PRETRAINED.value, WORKDIR.value)
     print(json.dumps({k: summary[k] for k in ("accuracy_by_layer", "chance")}, indent=2))
 

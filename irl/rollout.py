@@ -17,16 +17,18 @@ class Episodes:
     success: jax.Array  # bool [N]
     length: jax.Array  # int32 [N]: steps taken
     progress: jax.Array  # int32 [N]: task colours visited when the episode ended
+    obs: jax.Array | None = None  # uint8 [N, max_steps+1, obs_size] when recorded; the last repeats
 
 
 def run_base_model(model: BaseModel, params, env, env_params, key: jax.Array, n_episodes: int,
                    greedy: bool = False, max_steps: int | None = None, layer: int = 0,
-                   steer: Callable[[jax.Array, object], jax.Array] | None = None) -> Episodes:
+                   steer: Callable[[jax.Array, object], jax.Array] | None = None, record: bool = False) -> Episodes:
     """`n_episodes` episodes in parallel, actions sampled from the model (argmax if greedy).
 
     steer(e [N, D], env_state) -> e replaces the residual stream at `layer` before the upper
     blocks run (a controller); None leaves the model alone. Pure and jittable (model, env,
-    n_episodes, greedy, max_steps, layer and steer static)."""
+    n_episodes, greedy, max_steps, layer, steer and record static). record=True also returns
+    the observations, for rendering."""
     max_steps = int(env_params.time_limit) if max_steps is None else max_steps
     reset_key, run_key = jax.random.split(key)
     obs, state = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(reset_key, n_episodes), env_params)
@@ -47,9 +49,12 @@ def run_base_model(model: BaseModel, params, env, env_params, key: jax.Array, n_
         state = jax.tree.map(keep, next_state, state)
         success = success | (info["success"] & ~done)
         length = length + (~done).astype(jnp.int32)
-        return (keep(next_obs, obs), state, cache, done | next_done, success, length), None
+        obs = keep(next_obs, obs)
+        return (obs, state, cache, done | next_done, success, length), obs if record else None
 
     zeros = jnp.zeros(n_episodes, bool)
     carry = (obs, state, cache, zeros, zeros, jnp.zeros(n_episodes, jnp.int32))
-    (_, state, _, _, success, length), _ = jax.lax.scan(step, carry, jax.random.split(run_key, max_steps))
-    return Episodes(success=success, length=length, progress=state.progress)
+    (_, state, _, _, success, length), seen = jax.lax.scan(step, carry, jax.random.split(run_key, max_steps))
+    if record:
+        seen = jnp.concatenate([obs[None], seen], axis=0).swapaxes(0, 1)
+    return Episodes(success=success, length=length, progress=state.progress, obs=seen)

@@ -57,3 +57,12 @@ def test_closed_loop_split_at_any_layer_with_an_identity_steer_matches_the_plain
     split = run(model, params, ENV, PRETRAIN, jax.random.key(1), 16, max_steps=20, layer=1, steer=lambda e, s: e)
     np.testing.assert_array_equal(plain.length, split.length)
     np.testing.assert_array_equal(plain.progress, split.progress)
+
+
+def test_subgoal_completion_counts_the_failed_attempt():
+    from irl.stages.control import subgoal_completion
+
+    # one success (6 of 6), one failure after 2 subgoals (2 of 3 attempted), one at the start (0 of 1)
+    progress = np.array([12, 5, 0])
+    success = np.array([True, False, False])
+    assert subgoal_completion(progress, success, 6) == (6 + 2 + 0) / (6 + 3 + 1)

@@ -111,20 +111,3 @@ def test_same_seed_same_numbers_and_seeds_differ():
     b = chunk(trainer.init_state())[1]["loss"]
     np.testing.assert_array_equal(a, b)
     assert not np.allclose(a[:, 0], a[:, 1])  # two seeds: different models and data
-
-
-def test_tiny_pretraining_end_to_end(tmp_path):
-    """The CLI's pretrain(): trains, evaluates, writes results, curve and metrics; learns."""
-    from experiments.pretrain import pretrain
-
-    config = pretrain_config("tiny")
-    results = pretrain(config, tmp_path, progress=False)
-    saved = json.loads((tmp_path / "results.json").read_text())
-    assert saved["steps"] == config.train.steps and len(saved["success_any_pretrain_task_by_seed"]) == config.seeds
-    for key in ("success_any_pretrain_task", "success_post_task", "action_accuracy", "tokens_per_s", "mfu"):
-        assert key in results and np.isfinite(results[key])
-    assert (tmp_path / "success_vs_time.png").stat().st_size > 0
-    rows = training.read_metrics(tmp_path)
-    first, last = rows[1], rows[-1]
-    assert np.mean(last["loss"]) < np.mean(first["loss"])
-    assert results["action_accuracy"] > 0.3  # above the 0.25 of guessing

@@ -70,7 +70,7 @@ def analysis_config(preset: str) -> ml_collections.ConfigDict:
         c.control.update(steps=300, batch=64, eval_episodes=512)
     elif preset == "tiny":
         c.probe.update(steps=10, batch=8, eval_episodes=16)
-        c.control.update(steps=10, batch=8, eval_episodes=16, rank=4)
+        c.control.update(steps=10, batch=8, eval_episodes=16, rank=4, layers=(1,))
     return c
 
 

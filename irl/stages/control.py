@@ -1,0 +1,100 @@
+"""Supervised-controller stage: controllers at every layer, judged on the post-training task."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jax
+import numpy as np
+from absl import logging
+
+import irl.envs as envs
+from irl.analysis.supervised_control import N_SUBGOALS, run_controlled, train_controllers
+from irl.control.linear import ControllerConfig
+from irl.data import make_expert_data
+from irl.envs.render import render_episode, save_png
+from irl.figures import plot_curves
+from irl.pretraining import load_pretrained
+
+
+def subgoal_completion(progress: np.ndarray, success: np.ndarray, n_subgoals: int) -> float:
+    """Completed subgoals / attempted subgoals over episodes (an attempt that failed counts)."""
+    completed = np.minimum(progress // 2, n_subgoals)
+    attempted = completed + (~success).astype(int)
+    return float(completed.sum() / max(attempted.sum(), 1))
+
+
+def render_solved_episode(path, model, params, controllers, ctrl_cfg, layer, env, post_params, tries: int = 64):
+    """Draw the first post-task episode of seed 0 that the controllers solve (or the longest)."""
+    first = lambda tree: jax.tree.map(lambda x: x[0], tree)
+    run = jax.jit(lambda key: run_controlled(model, first(params), first(controllers), ctrl_cfg, layer, env,
+                                             post_params, key, tries, record=True))
+    episodes = jax.device_get(run(jax.random.key(7)))
+    solved = np.flatnonzero(episodes.success)
+    i = int(solved[0]) if solved.size else int(np.argmax(episodes.progress))
+    title = f"layer {layer} controllers, post task: {'solved' if episodes.success[i] else 'not solved'}"
+    save_png(render_episode(episodes.obs[i], episodes.length[i], title=title), path)
+
+
+def control(config, pretrained: str | Path, workdir: str | Path) -> dict:
+    cfg = config.control
+    if cfg.steps < 1 or cfg.batch < 1 or cfg.eval_episodes < 1:
+        raise ValueError(f"control.steps, control.batch and control.eval_episodes must be >= 1, got {cfg}")
+    trainer, params = load_pretrained(pretrained)
+    model, env = trainer.model, trainer.env
+    layers = list(cfg.layers) or list(range(model.n_layers + 1))
+    if any(not 0 <= layer <= model.n_layers for layer in layers):
+        raise ValueError(f"control.layers must lie in 0..{model.n_layers}, got {layers}")
+    ctrl_cfg = ControllerConfig(width=model.width, code_dim=N_SUBGOALS, rank=cfg.rank, hidden=cfg.hidden)
+    episodes = make_expert_data(env, trainer.env_params, cfg.batch, trainer.config.data.eps)
+    _, post_params = envs.make(trainer.config.env, tasks="post")
+    n_post_subgoals = int(post_params.task_lens[0]) // 2
+    seeds = jax.tree.leaves(params)[0].shape[0]
+    keys = jax.random.split(jax.random.key(config.seed), seeds)
+
+    per_layer, controllers = [], {}
+    for layer in layers:
+        @jax.jit
+        def one_seed(base_params, key, layer=layer):
+            train_key, eval_key = jax.random.split(key)
+            ctrl, history = train_controllers(model, base_params, episodes, train_key, layer, cfg.steps, ctrl_cfg,
+                                              cfg.lr, cfg.weight_decay)
+            result = run_controlled(model, base_params, ctrl, ctrl_cfg, layer, env, post_params, eval_key,
+                                    cfg.eval_episodes)
+            return result, history["accuracy"][-1], ctrl
+
+        result, train_accuracy, ctrl = jax.device_get(jax.vmap(one_seed)(params, keys))
+        success = np.asarray(result.success)
+        per_layer.append({
+            "layer": layer,
+            "success_by_seed": success.mean(1).tolist(),
+            "success": float(success.mean()),
+            "subgoal_completion": subgoal_completion(np.asarray(result.progress), success, n_post_subgoals),
+            "train_action_accuracy": float(np.mean(train_accuracy)),
+        })
+        controllers[layer] = ctrl
+        logging.warning("layer %d: post-task success %.3f", layer, per_layer[-1]["success"])
+    best = max(per_layer, key=lambda r: r["success"])
+    summary = {
+        "controlled_layers": layers,
+        "success_by_layer": [r["success"] for r in per_layer],
+        "subgoal_completion_by_layer": [r["subgoal_completion"] for r in per_layer],
+        "by_layer": per_layer,
+        "best_layer": best["layer"],
+        "mid_layer": model.n_layers // 2,
+        "steps": cfg.steps,
+        "batch": cfg.batch,
+        "rank": cfg.rank,
+    }
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "control.json").write_text(json.dumps(summary, indent=2))
+    render_solved_episode(workdir / "controlled_episode.png", model, params, controllers[best["layer"]], ctrl_cfg,
+                          best["layer"], env, post_params)
+    plot_curves(workdir / "control_success_by_layer.png", layers,
+                {"post-task success": summary["success_by_layer"],
+                 "per-subgoal completion": summary["subgoal_completion_by_layer"]},
+                xlabel="controlled layer l", ylabel="rate",
+                title="Supervised controllers, post-training task (unseen)")
+    return summary
