@@ -74,8 +74,33 @@ def analysis_config(preset: str) -> ml_collections.ConfigDict:
     return c
 
 
+def discover_config(preset: str) -> ml_collections.ConfigDict:
+    """The metacontroller and its discovery baselines (SPEC.md section 6)."""
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; known: {', '.join(PRESETS)}")
+    c = ml_collections.ConfigDict()
+    c.seed = 0
+    return c
+
+
+def rl_config(preset: str) -> ml_collections.ConfigDict:
+    """Internal RL and its baselines (SPEC.md section 7)."""
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; known: {', '.join(PRESETS)}")
+    c = ml_collections.ConfigDict()
+    c.seed = 0
+    return c
+
+
+STAGE_CONFIGS = {"analysis": analysis_config, "discover": discover_config, "rl": rl_config}
+
+
 def get_config(spec: str = "small") -> ml_collections.ConfigDict:
-    """`<preset>` for pretraining, `analysis-<preset>` for probes and supervised controllers."""
-    if spec.startswith("analysis-"):
-        return analysis_config(spec.removeprefix("analysis-"))
-    return pretrain_config(spec)
+    """`<preset>` for pretraining; `<stage>-<preset>` for a later stage, stage in
+    analysis (probes and supervised controllers) | discover | rl."""
+    stage, _, preset = spec.rpartition("-")
+    if stage:
+        if stage not in STAGE_CONFIGS:
+            raise ValueError(f"unknown stage {stage!r} in {spec!r}; known: {', '.join(STAGE_CONFIGS)}")
+        return STAGE_CONFIGS[stage](preset)
+    return pretrain_config(preset)
