@@ -6,10 +6,11 @@ export TF_CPP_MIN_LOG_LEVEL ?= 3
 export JAX_COMPILATION_CACHE_DIR ?= $(CURDIR)/.jax_cache
 export JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS ?= 0
 
-.PHONY: install install-bench test bench bench-train data pretrain clean
+.PHONY: install install-bench test bench bench-train data pretrain reproduce clean
 
+ENV ?= grid
 PRESET ?= small
-WORKDIR ?= runs/grid-$(PRESET)
+WORKDIR ?= runs/$(ENV)-$(PRESET)
 
 install:
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +34,9 @@ data:
 
 pretrain:
 	$(PY) experiments/pretrain.py --config=experiments/configs/grid.py:$(PRESET) --workdir=$(WORKDIR)/pretrain
+
+reproduce:
+	$(PY) experiments/reproduce.py --env=$(ENV) --preset=$(PRESET) --workdir=$(WORKDIR)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .jax_cache

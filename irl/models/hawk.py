@@ -89,7 +89,7 @@ def init(key: jax.Array, cfg: HawkConfig) -> dict:
     }
 
 
-def _rms_norm(scale, x):
+def rms_norm(scale, x):
     return x * jax.lax.rsqrt((x**2).mean(-1, keepdims=True) + 1e-6) * scale
 
 
@@ -109,7 +109,7 @@ def _gates(p, u, cfg):
 
 
 def _mlp(p, e):
-    h = jax.nn.relu(_rms_norm(p["norm2"], e) @ p["w1"] + p["b1"])
+    h = jax.nn.relu(rms_norm(p["norm2"], e) @ p["w1"] + p["b1"])
     return e + h @ p["w2"] + p["b2"]
 
 
@@ -121,10 +121,10 @@ def _lagged(x, k, axis):
     return jax.lax.slice_in_dim(jnp.pad(x, pad), 0, x.shape[axis], axis=axis)
 
 
-def _block(p, e, cfg, segments=None):
+def block(p, e, cfg, segments=None):
     """One residual block over a whole sequence e [..., T, D]. With `segments` int [..., T],
     the recurrence and the convolution restart wherever the segment id changes."""
-    x = _rms_norm(p["norm1"], e)
+    x = rms_norm(p["norm1"], e)
     gate = jax.nn.gelu(x @ p["w_gate"])
     u = x @ p["w_in"]
     if segments is None:
@@ -141,10 +141,10 @@ def _block(p, e, cfg, segments=None):
     return _mlp(p, e + (gate * h) @ p["w_out"])
 
 
-def _block_step(p, e, state, cfg):
+def block_step(p, e, state, cfg):
     """One token e [..., D] with state (h [..., D], last inputs [..., CONV_WIDTH-1, D])."""
     h_prev, window = state
-    x = _rms_norm(p["norm1"], e)
+    x = rms_norm(p["norm1"], e)
     gate = jax.nn.gelu(x @ p["w_gate"])
     u = x @ p["w_in"]
     window = jnp.concatenate([window, u[..., None, :]], axis=-2)  # oldest first, newest last
@@ -157,12 +157,12 @@ def _block_step(p, e, state, cfg):
 
 
 def head(params, e):
-    x = _rms_norm(params["norm_f"], e)
+    x = rms_norm(params["norm_f"], e)
     return x @ params["action_head"]["w"] + params["action_head"]["b"], x @ params["obs_head"]["w"] + params["obs_head"]["b"]
 
 
 def _run(params, e, start, stop, cfg, segments=None):
-    return jax.lax.scan(lambda e, p: (_block(p, e, cfg, segments), None), e, layer_slice(params, start, stop))[0]
+    return jax.lax.scan(lambda e, p: (block(p, e, cfg, segments), None), e, layer_slice(params, start, stop))[0]
 
 
 def lower(params, obs, layer: int, cfg: HawkConfig, segments=None):
@@ -192,7 +192,7 @@ def init_cache(cfg: HawkConfig, batch_shape: tuple[int, ...], max_len: int | Non
 def _step(params, cache, e, start, stop, cfg):
     def body(e, xs):
         p, h, window = xs
-        e, (h, window) = _block_step(p, e, (h, window), cfg)
+        e, (h, window) = block_step(p, e, (h, window), cfg)
         return e, (h, window)
 
     e, (h, window) = jax.lax.scan(body, e, (layer_slice(params, start, stop), cache["h"][start:stop], cache["conv"][start:stop]))

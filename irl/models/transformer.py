@@ -110,18 +110,16 @@ def _heads(x, p, cfg):
     return jnp.swapaxes(kv, -2, -3)
 
 
-def _block(p, e, bias, cfg, cache=None, position=None):
-    """One pre-norm block on e [..., T, D]. With a cache (keys/values [..., H, Tmax, hd]),
-    e holds the token at `position` and the cache is updated in place."""
+def _block(p, e, bias, cfg, write_kv=None):
+    """One pre-norm block on e [..., T, D]. With `write_kv(k, v) -> (keys, values)`, e holds
+    one new token whose keys/values [..., H, 1, hd] go into a cache that it attends over."""
     x = _layer_norm(p["ln1"], e)
     k, v = _heads(x, p["wk"], cfg), _heads(x, p["wv"], cfg)
-    if cache is not None:
-        k = jax.lax.dynamic_update_slice_in_dim(cache["k"], k, position, axis=k.ndim - 2)
-        v = jax.lax.dynamic_update_slice_in_dim(cache["v"], v, position, axis=v.ndim - 2)
-        cache = {"k": k, "v": v}
+    if write_kv is not None:
+        k, v = write_kv(k, v)
     e = e + _attention(p, x, k, v, bias, cfg)
     h = jax.nn.relu(_layer_norm(p["ln2"], e) @ p["w1"] + p["b1"])
-    return e + h @ p["w2"] + p["b2"], cache
+    return e + h @ p["w2"] + p["b2"]
 
 
 def _bias(params, cfg, query_pos, key_pos):
@@ -144,7 +142,7 @@ def _run_blocks(params, e, start, stop, cfg, segments=None):
         bias = jnp.where(same[..., None, :, :], bias, -jnp.inf)
 
     def body(e, p):
-        return _block(p, e, bias, cfg)[0], None
+        return _block(p, e, bias, cfg), None
 
     return jax.lax.scan(body, e, layer_slice(params, start, stop))[0]
 
@@ -178,19 +176,25 @@ def init_cache(cfg: TransformerConfig, batch_shape: tuple[int, ...], max_len: in
 
 
 def _step_blocks(params, cache, e, start, stop, cfg):
-    """Blocks start..stop-1 on one token e [..., D] at position cache['t']."""
+    """Blocks start..stop-1 on one token e [..., D] at position cache['t'].
+
+    The layers are unrolled so that each writes only its new token's keys and values into the
+    cache (a dynamic_update_slice XLA does in place when the cache is a loop carry); a scan
+    over layers would emit a fresh copy of every layer's whole cache at every step."""
     max_len = cache["k"].shape[-2]
     t = cache["t"]
     bias = _bias(params, cfg, t[None], jnp.arange(max_len))  # [H, 1, max_len]; future slots masked
+    stored = {"k": cache["k"], "v": cache["v"]}
+    for layer in range(start, stop):
+        def write_kv(k, v, layer=layer):
+            for name, new in (("k", k), ("v", v)):
+                start_index = (layer,) + (0,) * (new.ndim - 2) + (t, 0)
+                stored[name] = jax.lax.dynamic_update_slice(stored[name], new[None], start_index)
+            return stored["k"][layer], stored["v"][layer]
 
-    def body(e, xs):
-        p, k, v = xs
-        out, new = _block(p, e[..., None, :], bias, cfg, {"k": k, "v": v}, t)
-        return out[..., 0, :], (new["k"], new["v"])
-
-    e, (k, v) = jax.lax.scan(body, e, (layer_slice(params, start, stop), cache["k"][start:stop], cache["v"][start:stop]))
-    cache = dict(cache, k=cache["k"].at[start:stop].set(k), v=cache["v"].at[start:stop].set(v))
-    return e, cache
+        p = jax.tree.map(lambda w, layer=layer: w[layer], params["layers"])
+        e = _block(p, e[..., None, :], bias, cfg, write_kv)[..., 0, :]
+    return e, dict(cache, **stored)
 
 
 def lower_step(params, cache, obs_t, layer: int, cfg: TransformerConfig):

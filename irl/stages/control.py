@@ -47,7 +47,9 @@ def control(config, pretrained: str | Path, workdir: str | Path) -> dict:
     if any(not 0 <= layer <= model.n_layers for layer in layers):
         raise ValueError(f"control.layers must lie in 0..{model.n_layers}, got {layers}")
     ctrl_cfg = ControllerConfig(width=model.width, code_dim=N_SUBGOALS, rank=cfg.rank, hidden=cfg.hidden)
-    episodes = make_expert_data(env, trainer.env_params, cfg.batch, trainer.config.data.eps)
+    # training rows only as long as pretraining's (the rest of a 100-step row is padding)
+    episodes = make_expert_data(env, trainer.env_params, cfg.batch, trainer.config.data.eps,
+                                trainer.config.data.max_episode_steps)
     _, post_params = envs.make(trainer.config.env, tasks="post")
     n_post_subgoals = int(post_params.task_lens[0]) // 2
     seeds = jax.tree.leaves(params)[0].shape[0]

@@ -20,7 +20,7 @@ def probe(config, pretrained: str | Path, workdir: str | Path) -> dict:
         raise ValueError(f"probe.steps, probe.batch and probe.eval_episodes must be >= 1, got {cfg}")
     trainer, params = load_pretrained(pretrained)
     model, env, env_params = trainer.model, trainer.env, trainer.env_params
-    episodes = make_expert_data(env, env_params, cfg.batch, trainer.config.data.eps)
+    episodes = make_expert_data(env, env_params, cfg.batch, trainer.config.data.eps, trainer.config.data.max_episode_steps)
     held_out = make_expert_data(env, env_params, cfg.eval_episodes, trainer.config.data.eps)
     key = jax.random.key(config.seed)
     seeds = jax.tree.leaves(params)[0].shape[0]

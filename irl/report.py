@@ -1,0 +1,122 @@
+"""The pipeline's report: `results.json` (every headline number, as measured by the stages of
+this run) and `report.md` (tables and the stages' figures)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+RL_METHODS = ("internal", "raw_action", "beta1", "cotrained", "compile")
+
+
+def _fmt(value, digits: int = 3) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def _row(cells) -> str:
+    return "| " + " | ".join(_fmt(c) for c in cells) + " |"
+
+
+def headline(env: str, preset: str, summaries: dict, stage_seconds: dict) -> dict:
+    """The results.json of DESIGN.md from the stages' own summaries."""
+    pretrain, probe, control = summaries["pretrain"], summaries["probe"], summaries["control"]
+    discovery, rl = summaries["discover"], summaries["rl"]["methods"]
+    mid = control["mid_layer"]
+    return {
+        "env": env,
+        "preset": preset,
+        "stage_seconds": stage_seconds,
+        "total_seconds": sum(stage_seconds.values()),
+        "expert": {k: summaries["expert"][k] for k in ("success_pretrain_tasks", "success_post_task")},
+        "pretrain": {k: pretrain[k] for k in ("success_any_pretrain_task", "success_post_task", "tokens_per_s", "mfu",
+                                              "action_accuracy")},
+        "probe": {"accuracy_by_layer": probe["accuracy_by_layer"]},
+        "supervised_control": {
+            "success_by_layer": control["success_by_layer"],
+            "subgoal_completion_by_layer": control["subgoal_completion_by_layer"],
+            "controlled_layer": mid,
+            "success_at_controlled_layer": control["success_by_layer"][control["controlled_layers"].index(mid)]
+            if mid in control["controlled_layers"] else None,
+        },
+        "discovery": {k: discovery[k] for k in ("best_alpha", "switch_f1", "beta_binary_fraction",
+                                                "switches_per_episode", "subgoals_per_episode")},
+        "rl": {method: {k: v for k, v in result.items() if k != "curve"} for method, result in rl.items()},
+    }
+
+
+def markdown(results: dict, summaries: dict) -> str:
+    r = results
+    control = summaries["control"]
+    lines = [
+        f"# Internal RL on {r['env']}, preset `{r['preset']}`",
+        "",
+        "Every number below was measured by the run that wrote this report.",
+        "",
+        "## Wall time by stage (s)",
+        "",
+        _row(list(r["stage_seconds"]) + ["total"]),
+        _row(["---"] * (len(r["stage_seconds"]) + 1)),
+        _row([f"{s:.0f}" for s in r["stage_seconds"].values()] + [f"{r['total_seconds']:.0f}"]),
+        "",
+        "## Expert and base model",
+        "",
+        "| measure | value |",
+        "|---|---|",
+        _row(["expert success, pretraining tasks", r["expert"]["success_pretrain_tasks"]]),
+        _row(["expert success, post-training task", r["expert"]["success_post_task"]]),
+        _row(["base model alone (sampling), any pretraining task", r["pretrain"]["success_any_pretrain_task"]]),
+        _row(["base model alone (sampling), post-training task", r["pretrain"]["success_post_task"]]),
+        _row(["held-out action accuracy", r["pretrain"]["action_accuracy"]]),
+        _row(["training tokens/s", f"{r['pretrain']['tokens_per_s']:.0f}"]),
+        _row(["MFU", r["pretrain"]["mfu"]]),
+        "",
+        "![success vs time](pretrain/success_vs_time.png)",
+        "",
+        "## Linear probes and supervised controllers, by layer",
+        "",
+        _row(["layer"] + list(range(len(r["probe"]["accuracy_by_layer"])))),
+        _row(["---"] * (len(r["probe"]["accuracy_by_layer"]) + 1)),
+        _row(["probe accuracy (chance 0.25)"] + r["probe"]["accuracy_by_layer"]),
+        "",
+        _row(["controlled layer"] + control["controlled_layers"]),
+        _row(["---"] * (len(control["controlled_layers"]) + 1)),
+        _row(["post-task success"] + control["success_by_layer"]),
+        _row(["per-subgoal completion"] + control["subgoal_completion_by_layer"]),
+        "",
+        "![probe accuracy](probe/probe_accuracy_by_layer.png) ![controller success](control/control_success_by_layer.png)",
+        "",
+        "![controlled episode](control/controlled_episode.png)",
+        "",
+        "## Discovery (metacontroller at L/2)",
+        "",
+        "| measure | value |",
+        "|---|---|",
+        *[_row([k, v]) for k, v in r["discovery"].items()],
+        "",
+        "![beta traces](discover/beta_traces.png) ![rate-distortion](discover/rate_distortion.png)",
+        "",
+        "## Internal RL and baselines (post-training task)",
+        "",
+        "| method | final success (median) | episodes | episodes to 0.5 | episodes to 0.8 |",
+        "|---|---|---|---|---|",
+        *[_row([m, v.get("final_success_median"), v.get("episodes"), v.get("episodes_to_0.5"),
+                v.get("episodes_to_0.8")]) for m, v in r["rl"].items()],
+        "",
+        "![RL curves](rl/rl_curves.png) ![RL curves, log scale](rl/rl_curves_log.png)",
+        "",
+        "![internal policy episode](rl/internal_episode.png)",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def write_report(env: str, preset: str, workdir: str | Path, summaries: dict, stage_seconds: dict) -> dict:
+    workdir = Path(workdir)
+    results = headline(env, preset, summaries, stage_seconds)
+    (workdir / "results.json").write_text(json.dumps(results, indent=2))
+    (workdir / "report.md").write_text(markdown(results, summaries))
+    return results

@@ -1,0 +1,81 @@
+"""Pieces the internal-RL and raw-action rollouts share: batching helpers, the per-episode key
+streams, and a masked environment step that freezes finished episodes."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+
+
+def over_batch(fn: Callable, batch_ndim: int) -> Callable:
+    """fn vmapped over `batch_ndim` leading axes of every argument (0: fn itself)."""
+    for _ in range(batch_ndim):
+        fn = jax.vmap(fn)
+    return fn
+
+
+def where_tree(mask: jax.Array, new, old):
+    """Per-element choice between two pytrees whose leaves lead with mask's shape [*B]."""
+    def pick(a, b):
+        return jnp.where(mask.reshape(mask.shape + (1,) * (a.ndim - mask.ndim)), a, b)
+
+    return jax.tree.map(pick, new, old)
+
+
+def episode_keys(key: jax.Array, n_episodes: int):
+    """(reset keys [N], action keys [N], policy keys [N]).
+
+    The reset keys are `split(split(key)[0], N)`, those of `irl.rollout.run_base_model`, so
+    the same key draws the same layouts. Raw step t of episode i samples its primitive action
+    with `fold_in(action_keys[i], t)` and its decision (if one is due) with
+    `fold_in(policy_keys[i], t)`: keyed by time, not by position in a loop, which is what lets
+    the step-by-step API and the fixed-shape rollout draw the same numbers."""
+    reset_key, run_key = jax.random.split(key)
+    streams = jax.vmap(lambda k: jax.random.split(k))(jax.random.split(run_key, n_episodes))
+    return jax.random.split(reset_key, n_episodes), streams[:, 0], streams[:, 1]
+
+
+def fold_in_time(keys: jax.Array, t: jax.Array) -> jax.Array:
+    """fold_in(keys[i], t[i]) over any batch shape (t broadcast against keys)."""
+    t = jnp.broadcast_to(t, keys.shape)
+    return over_batch(jax.random.fold_in, keys.ndim)(keys, t)
+
+
+def sample_actions(keys: jax.Array, logits: jax.Array, greedy: bool) -> jax.Array:
+    """One primitive action per episode: keys [*B], logits [*B, A] -> int32 [*B]."""
+    if greedy:
+        return jnp.argmax(logits, -1)
+    return over_batch(jax.random.categorical, keys.ndim)(keys, logits)
+
+
+def action_log_prob(logits: jax.Array, actions: jax.Array) -> jax.Array:
+    return jnp.take_along_axis(jax.nn.log_softmax(logits), actions[..., None], -1)[..., 0]
+
+
+def split_keys(keys: jax.Array, n: int = 2) -> tuple[jax.Array, ...]:
+    """n independent keys per element of a batch of keys [*B]."""
+    split = over_batch(lambda k: jax.random.split(k, n), keys.ndim)(keys)
+    return tuple(split[..., i] for i in range(n))
+
+
+def env_step(env, env_params, keys: jax.Array, env_state, action: jax.Array, done: jax.Array):
+    """Step every unfinished episode of a batch [*B]; finished ones keep their state.
+
+    Returns (obs [*B, O], env_state, reward [*B] (0 once done), done [*B], success [*B]
+    (succeeded at this step))."""
+    batch_ndim = done.ndim
+    step = over_batch(lambda k, s, a: env.step(k, s, a, env_params), batch_ndim)
+    obs, new_state, reward, new_done, info = step(keys, env_state, action)
+    alive = ~done
+    return (obs, where_tree(alive, new_state, env_state), jnp.where(alive, reward, 0.0), done | new_done,
+            info["success"] & alive)
+
+
+def compact(decision: jax.Array, x: jax.Array) -> jax.Array:
+    """Move the entries of x [B, T, ...] at decision steps (bool [B, T]) to the front, in order:
+    slot k holds the k-th decision; later slots are zero."""
+    steps = decision.shape[1]
+    slot = jnp.where(decision, jnp.cumsum(decision, axis=1) - 1, steps)  # `steps` is out of range: dropped
+    return jax.vmap(lambda s, v: jnp.zeros_like(v).at[s].set(v, mode="drop"))(slot, x)

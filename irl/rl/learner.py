@@ -1,0 +1,238 @@
+"""The learner: every method, one jitted program, seeds as batch axes.
+
+`make_train(config, method, source)` returns a `Learner` whose `chunk(state)` runs
+`config.train.chunk_updates` PPO updates (collect a batch of episodes, then PPO epochs on it)
+for every run at once: runs are [models, rl_seeds], pretrained models x RL seeds per model,
+two vmapped axes (the frozen models vmap over the first only). Every random draw is keyed by
+(run key, update index), so `irl.training.run` resumes a run exactly.
+
+Methods differ only in what they act with:
+- "internal", "beta1", "cotrained": internal RL on a `Discovered` (the metacontroller, its
+  beta=1 baseline, the co-trained one); the policy is irl.rl.policy over latent codes;
+- "raw_action": the pretrained base model itself on primitive actions (irl.rl.raw_env).
+Rewards come from the post-training task only (`envs.make(env, tasks="post")`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+
+import irl.envs as envs
+from irl.control.discovered import Discovered
+from irl.models.base import BaseModel
+from irl.rl import policy, ppo, raw_env
+from irl.rl.common import compact
+from irl.rl.internal_env import InternalEnv
+
+INTERNAL_METHODS = ("internal", "beta1", "cotrained")
+METHODS = INTERNAL_METHODS + ("raw_action",)
+
+
+@dataclasses.dataclass(frozen=True)
+class PretrainedModels:
+    """What the raw-action baseline starts from: a base model and its params [models, ...]."""
+    model: BaseModel
+    base_params: dict
+
+
+@dataclasses.dataclass(frozen=True)
+class Agent:
+    """What a method contributes to the shared learner (all pure, one run, unbatched params).
+
+    init_policy(key, frozen) -> policy params
+    collect(params, frozen, key) -> (batch {"log_prob_old" [B, K], "mask" [B, K], "returns" [B], ...},
+                                     stats {name: scalar})
+    log_prob(params, frozen, minibatch) -> [b, K]
+    """
+    init_policy: Callable
+    collect: Callable
+    log_prob: Callable
+
+
+def internal_agent(env: InternalEnv, cfg: policy.PolicyConfig, batch: int) -> Agent:
+    steps = env.max_steps
+
+    def collect(params, frozen, key):
+        decide = lambda state, e, keys: policy.step(params, cfg, state, e, keys)
+        traj, _ = env.rollout(frozen, key, batch, decide, policy.initial_state(cfg, (batch,)))
+        decisions = traj.decision.sum(1)
+        data = {
+            "e": compact(traj.decision, traj.e),
+            "z": compact(traj.decision, traj.z),
+            "log_prob_old": compact(traj.decision, traj.log_prob),
+            "mask": jnp.arange(steps)[None] < decisions[:, None],
+            "returns": traj.returns,
+        }
+        return data, _episode_stats(traj.success, traj.length, traj.progress, decisions)
+
+    return Agent(
+        init_policy=lambda key, frozen: policy.init(key, cfg),
+        collect=collect,
+        log_prob=lambda params, frozen, mb: policy.sequence_log_prob(params, cfg, mb["e"], mb["z"]),
+    )
+
+
+def raw_action_agent(model: BaseModel, env, env_params, batch: int) -> Agent:
+    def collect(params, frozen, key):
+        eps = raw_env.rollout(model, params, env, env_params, key, batch)
+        data = {"obs": eps.obs, "actions": eps.actions, "log_prob_old": eps.log_prob, "mask": eps.alive,
+                "returns": eps.returns}
+        return data, _episode_stats(eps.success, eps.length, eps.progress, eps.length)
+
+    return Agent(
+        init_policy=lambda key, frozen: frozen["base"],  # fine-tune the pretrained model itself
+        collect=collect,
+        log_prob=lambda params, frozen, mb: raw_env.log_prob(model, params, mb["obs"], mb["actions"]),
+    )
+
+
+def _episode_stats(success, length, progress, decisions) -> dict:
+    return {"success": success.mean(), "length": length.mean(), "progress": progress.mean(),
+            "decisions": decisions.mean()}
+
+
+def ppo_config(config: ml_collections.ConfigDict, method: str) -> ppo.PPOConfig:
+    c = config.ppo
+    return ppo.PPOConfig(lr=c.raw_action_lr if method == "raw_action" else c.lr, weight_decay=c.weight_decay,
+                         clip=c.clip, epochs=c.epochs, minibatches=c.minibatches, grad_clip=c.grad_clip)
+
+
+def validate(config: ml_collections.ConfigDict) -> None:
+    """Clear errors for bad RL configs, before any compute."""
+    def need(ok, message):
+        if not ok:
+            raise ValueError(f"bad rl config: {message}")
+
+    need(config.env == "grid_pinpad", f"env must be 'grid_pinpad' for now, got {config.env!r}")
+    need(len(config.methods) > 0, "methods must not be empty")
+    unknown = [m for m in config.methods if m not in METHODS]
+    need(not unknown, f"unknown methods {unknown}; known: {METHODS}")
+    need(config.rl_seeds >= 1, f"rl_seeds must be >= 1, got {config.rl_seeds}")
+    need(config.models >= 0, f"models must be >= 0 (0: every pretrained model), got {config.models}")
+    t = config.train
+    need(t.updates >= 1 and t.chunk_updates >= 1, "train.updates and train.chunk_updates must be >= 1")
+    need(t.updates % t.chunk_updates == 0, f"train.updates {t.updates} must be a multiple of chunk_updates {t.chunk_updates}")
+    for method in config.methods:
+        try:
+            ppo_config(config, method).check_batch(t.batch)
+        except ValueError as error:
+            need(False, str(error))
+    p = config.policy
+    need(p.width >= 1 and p.n_heads >= 1 and p.mlp_width >= 1, "policy width, n_heads, mlp_width must be >= 1")
+    need(p.width % p.n_heads == 0, f"policy.width {p.width} must be divisible by policy.n_heads {p.n_heads}")
+
+
+@dataclasses.dataclass
+class Learner:
+    """init_state() -> state {"policy", "opt_state" [models, rl_seeds, ...], "run_keys", "step",
+    "elapsed"}; chunk(state) -> (state, metrics {name: [chunk_updates, models, rl_seeds]})."""
+    config: ml_collections.ConfigDict
+    method: str
+    agent: Agent
+    frozen: dict  # [models, ...]
+    optimizer: object
+    ppo_cfg: ppo.PPOConfig
+    internal_env: InternalEnv | None = None
+    policy_cfg: policy.PolicyConfig | None = None
+
+    @property
+    def models(self) -> int:
+        return jax.tree.leaves(self.frozen)[0].shape[0]
+
+    @property
+    def runs(self) -> int:
+        return self.models * self.config.rl_seeds
+
+    def internal_env_steps(self) -> int:
+        """Raw steps per episode the fixed-shape rollout pays for (the time limit T)."""
+        return int(envs.make(self.config.env, tasks="post")[1].time_limit)
+
+    @property
+    def episodes_per_update(self) -> int:
+        """Per run."""
+        return self.config.train.batch
+
+    def _run_keys(self):
+        seeds = self.config.rl_seeds
+        keys = jax.random.split(jax.random.key(self.config.seed), self.models * seeds).reshape(self.models, seeds)
+        init_keys, loop_keys = jax.vmap(jax.vmap(lambda k: tuple(jax.random.split(k))))(keys)
+        return init_keys, loop_keys
+
+    def init_state(self) -> dict:
+        init_keys, loop_keys = self._run_keys()
+        init_one_model = jax.vmap(self.agent.init_policy, in_axes=(0, None))
+        params = jax.vmap(init_one_model)(init_keys, self.frozen)
+        return {
+            "policy": params,
+            "opt_state": jax.vmap(jax.vmap(self.optimizer.init))(params),
+            "run_keys": jax.random.key_data(loop_keys),
+            "step": jnp.int32(0),
+            "elapsed": jnp.float32(0.0),
+        }
+
+    def _update(self, params, opt_state, run_key, frozen, step):
+        collect_key, update_key = jax.random.split(jax.random.fold_in(run_key, step))
+        batch, stats = self.agent.collect(params, frozen, collect_key)
+        log_prob_fn = lambda p, minibatch: self.agent.log_prob(p, frozen, minibatch)
+        params, opt_state, ppo_stats = ppo.update(params, opt_state, batch, log_prob_fn, self.optimizer, self.ppo_cfg,
+                                                  update_key)
+        return params, opt_state, {**stats, **ppo_stats}
+
+    def train(self):
+        """The jitted (state, frozen) -> (state, metrics) over one chunk of updates."""
+        per_model = jax.vmap(self._update, in_axes=(0, 0, 0, None, None))
+        all_runs = jax.vmap(per_model, in_axes=(0, 0, 0, 0, None))
+
+        @jax.jit
+        def train(state, frozen):
+            keys = jax.random.wrap_key_data(state["run_keys"])
+
+            def body(carry, _):
+                params, opt_state, step = carry
+                params, opt_state, metrics = all_runs(params, opt_state, keys, frozen, step)
+                return (params, opt_state, step + 1), metrics
+
+            (params, opt_state, step), metrics = jax.lax.scan(
+                body, (state["policy"], state["opt_state"], state["step"]), length=self.config.train.chunk_updates)
+            return dict(state, policy=params, opt_state=opt_state, step=step), metrics
+
+        return train
+
+    def chunk_fn(self):
+        train = self.train()
+        return lambda state: train(state, self.frozen)
+
+
+def _first_models(tree, n: int):
+    return tree if n == 0 else jax.tree.map(lambda x: x[:n], tree)
+
+
+def make_train(config: ml_collections.ConfigDict, method: str, source: Discovered | PretrainedModels) -> Learner:
+    """The learner of `method` on `source` (a Discovered for the internal methods, the
+    pretrained models for raw_action); config: experiments/configs/grid.py rl_config."""
+    validate(config)
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; known: {METHODS}")
+    env, post_params = envs.make(config.env, tasks="post")
+    ppo_cfg = ppo_config(config, method)
+    optimizer = ppo.make_optimizer(ppo_cfg)
+    batch = config.train.batch
+    if method == "raw_action":
+        frozen = {"base": _first_models(source.base_params, config.models)}
+        agent = raw_action_agent(source.model, env, post_params, batch)
+        return Learner(config, method, agent, frozen, optimizer, ppo_cfg)
+    if not isinstance(source, Discovered):
+        raise ValueError(f"method {method!r} needs a Discovered (base model + metacontroller), got {type(source).__name__}")
+    internal_env = InternalEnv.from_discovered(source, env, post_params)
+    p = config.policy
+    policy_cfg = policy.PolicyConfig(input_width=source.model.width, latent_dim=source.mc_cfg.latent_dim,
+                                     width=p.width, n_heads=p.n_heads, mlp_width=p.mlp_width,
+                                     init_log_std=p.init_log_std)
+    frozen = _first_models(InternalEnv.frozen_params(source), config.models)
+    return Learner(config, method, internal_agent(internal_env, policy_cfg, batch), frozen, optimizer, ppo_cfg,
+                   internal_env, policy_cfg)

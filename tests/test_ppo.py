@@ -1,0 +1,92 @@
+"""Critic-free PPO: episode advantages, where they land, the gradient at ratio 1, configs."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from experiments.configs.grid import rl_config
+from irl.rl import policy, ppo
+from irl.rl.learner import validate
+from test_policy import CFG, perturbed_policy
+
+
+def test_episode_advantage_is_the_standardised_return():
+    returns = jnp.array([0.0, 1.0, 0.0, 0.0])
+    np.testing.assert_allclose(ppo.episode_advantage(returns), (returns - 0.25) / (np.std(returns) + 1e-3), rtol=1e-6)
+    np.testing.assert_allclose(ppo.episode_advantage(jnp.zeros(4)), 0.0)
+
+
+def test_advantages_land_on_the_decisions_of_their_own_episode():
+    log_prob = jnp.zeros((3, 4))
+    mask = jnp.array([[1, 1, 0, 0], [1, 0, 0, 0], [1, 1, 1, 1]], bool)
+    advantage = jnp.array([2.0, -1.0, 0.5])
+    grad = jax.grad(lambda lp: ppo.clipped_loss(lp, jax.lax.stop_gradient(lp), advantage, mask, 0.2)[0])(log_prob)
+    expected = -advantage[:, None] * mask / mask.sum()
+    np.testing.assert_allclose(grad, expected, rtol=1e-6)
+
+
+def test_loss_gradient_at_ratio_one_is_the_policy_gradient():
+    params = perturbed_policy(jax.random.key(0))
+    e = jax.random.normal(jax.random.key(1), (4, 6, 32))
+    z = jax.random.normal(jax.random.key(2), (4, 6, 8))
+    mask = jnp.arange(6)[None] < jnp.array([[6], [2], [4], [1]])
+    advantage = ppo.episode_advantage(jnp.array([1.0, 0.0, 0.0, 1.0]))
+    log_prob = lambda p: policy.sequence_log_prob(p, CFG, e, z)
+    old = jax.lax.stop_gradient(log_prob(params))
+    ppo_grad = jax.grad(lambda p: ppo.clipped_loss(log_prob(p), old, advantage, mask, 0.2)[0])(params)
+    pg_grad = jax.grad(lambda p: -(advantage[:, None] * log_prob(p) * mask).sum() / mask.sum())(params)
+    for a, b in zip(jax.tree.leaves(ppo_grad), jax.tree.leaves(pg_grad)):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_clipping_stops_the_gradient_past_the_trust_region():
+    lp = jnp.log(jnp.array([[1.5, 0.5]]))  # ratios 1.5 and 0.5 against log_prob_old = 0
+    mask = jnp.ones((1, 2), bool)
+    grad = jax.grad(lambda x: ppo.clipped_loss(x, jnp.zeros((1, 2)), jnp.array([1.0]), mask, 0.2)[0])(lp)
+    np.testing.assert_allclose(grad, [[0.0, -0.5 * 0.5]], rtol=1e-6)  # high ratio clipped; low one still pushed up
+
+
+def test_update_runs_epochs_and_minibatches_and_equal_returns_change_nothing():
+    params = perturbed_policy(jax.random.key(0))
+    batch = {"e": jax.random.normal(jax.random.key(1), (8, 5, 32)), "z": jax.random.normal(jax.random.key(2), (8, 5, 8)),
+             "mask": jnp.ones((8, 5), bool)}
+    log_prob_fn = lambda p, mb: policy.sequence_log_prob(p, CFG, mb["e"], mb["z"])
+    batch["log_prob_old"] = log_prob_fn(params, batch)
+    cfg = ppo.PPOConfig(lr=1e-2, epochs=2, minibatches=4)
+    opt = ppo.make_optimizer(cfg)
+    step = jax.jit(lambda p, b: ppo.update(p, opt.init(p), b, log_prob_fn, opt, cfg, jax.random.key(3)))
+    same, _, stats = step(params, dict(batch, returns=jnp.ones(8)))
+    for a, b in zip(jax.tree.leaves(same), jax.tree.leaves(params)):
+        np.testing.assert_array_equal(a, b)
+    moved, _, stats = step(params, dict(batch, returns=jnp.arange(8.0)))
+    assert np.isfinite(stats["loss"]) and any(not np.allclose(a, b) for a, b in
+                                              zip(jax.tree.leaves(moved), jax.tree.leaves(params)))
+    assert optax.tree.norm(jax.tree.map(lambda a, b: a - b, moved, params)) > 0
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("methods", ("internal", "nope"), "unknown methods"),
+    ("train.batch", 7, "divisible by minibatches"),
+    ("train.updates", 5, "multiple of chunk_updates"),
+    ("rl_seeds", 0, "rl_seeds"),
+    ("ppo.lr", 0.0, "lr must be > 0"),
+    ("ppo.clip", -0.1, "clip must be > 0"),
+    ("policy.n_heads", 3, "divisible by policy.n_heads"),
+])
+def test_bad_configs_raise_before_compute(field, value, message):
+    config = rl_config("tiny")
+    section, _, name = field.rpartition(".")
+    (config[section] if section else config)[name] = value
+    with pytest.raises(ValueError, match=message):
+        validate(config)
+
+
+def test_every_preset_is_valid_and_paper_is_the_spec():
+    for preset in ("tiny", "small", "paper"):
+        validate(rl_config(preset))
+    paper = rl_config("paper")
+    assert (paper.train.updates, paper.train.batch, paper.ppo.lr, paper.ppo.weight_decay, paper.policy.width) == \
+        (100_000, 1024, 3e-5, 0.0, 256)
+    assert (paper.ppo.clip, paper.ppo.epochs, paper.ppo.minibatches) == (0.2, 1, 1)
