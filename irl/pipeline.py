@@ -60,8 +60,8 @@ def stage_runners(configs: dict[str, ml_collections.ConfigDict], env_name: str, 
         "pretrain": lambda: pretrain(configs["pretrain"], pretrained, progress=progress),
         "probe": lambda: probe(configs["analysis"], pretrained, workdir / "probe"),
         "control": lambda: control(configs["analysis"], pretrained, workdir / "control"),
-        "discover": lambda: discover(configs["discover"], pretrained, discovered),
-        "rl": lambda: rl(configs["rl"], pretrained, discovered, workdir / "rl"),
+        "discover": lambda: discover(configs["discover"], pretrained, discovered, progress=progress),
+        "rl": lambda: rl(configs["rl"], pretrained, discovered, workdir / "rl", progress=progress),
     }
 
 

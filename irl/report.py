@@ -24,7 +24,7 @@ def _row(cells) -> str:
 def headline(env: str, preset: str, summaries: dict, stage_seconds: dict) -> dict:
     """The results.json of DESIGN.md from the stages' own summaries."""
     pretrain, probe, control = summaries["pretrain"], summaries["probe"], summaries["control"]
-    discovery, rl = summaries["discover"], summaries["rl"]["methods"]
+    discovery, rl = summaries["discover"], summaries["rl"]
     mid = control["mid_layer"]
     return {
         "env": env,
@@ -108,7 +108,7 @@ def markdown(results: dict, summaries: dict) -> str:
         "",
         "![RL curves](rl/rl_curves.png) ![RL curves, log scale](rl/rl_curves_log.png)",
         "",
-        "![internal policy episode](rl/internal_episode.png)",
+        "![internal policy episode](rl/internal_policy_episode.png)",
         "",
     ]
     return "\n".join(lines)

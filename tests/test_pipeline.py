@@ -1,50 +1,126 @@
-"""The tiny preset end to end: pretraining, then probes and supervised controllers on it."""
+"""The tiny preset end to end through `make reproduce`'s own code path (irl.pipeline.reproduce):
+expert check, pretraining, probes, supervised controllers, discovery, internal RL, report."""
 
 import json
 
+import jax
 import numpy as np
 import pytest
 
-from experiments.configs.grid import analysis_config, pretrain_config
+from experiments.configs.grid import discover_config, pretrain_config, rl_config
 from irl import training
+
+CONTRACT = {
+    "pretrain": {"success_any_pretrain_task", "success_post_task", "tokens_per_s", "mfu"},
+    "probe": {"accuracy_by_layer"},
+    "supervised_control": {"success_by_layer", "controlled_layer"},
+    "discovery": {"best_alpha", "switch_f1", "beta_binary_fraction", "switches_per_episode", "subgoals_per_episode"},
+    "expert": {"success_pretrain_tasks", "success_post_task"},
+}
 
 
 @pytest.fixture(scope="module")
-def pretrained(tmp_path_factory):
-    from irl.stages.pretrain import pretrain
+def reproduced(tmp_path_factory):
+    from irl.pipeline import reproduce
 
-    workdir = tmp_path_factory.mktemp("pretrain")
-    return workdir, pretrain(pretrain_config("tiny"), workdir, progress=False)
+    workdir = tmp_path_factory.mktemp("grid-tiny")
+    return workdir, reproduce("grid", "tiny", workdir, progress=False, log=lambda *_: None)
 
 
-def test_pretraining_writes_results_curve_and_metrics_and_learns(pretrained):
-    workdir, results = pretrained
+def test_results_json_holds_every_headline_number(reproduced):
+    workdir, results = reproduced
+    saved = json.loads((workdir / "results.json").read_text())
+    assert saved == json.loads(json.dumps(results))
+    assert saved["env"] == "grid" and saved["preset"] == "tiny"
+    assert set(saved["stage_seconds"]) == {"expert", "pretrain", "probe", "control", "discover", "rl"}
+    for section, keys in CONTRACT.items():
+        assert keys <= set(saved[section]), section
+    assert set(saved["rl"]) == set(rl_config("tiny").methods)
+    for method in saved["rl"].values():
+        assert {"final_success_median", "episodes", "episodes_to_0.5", "episodes_to_0.8"} <= set(method)
+    assert saved["expert"]["success_pretrain_tasks"] == 1.0 and saved["expert"]["success_post_task"] == 1.0
+    report = (workdir / "report.md").read_text()
+    for figure in ("pretrain/success_vs_time.png", "probe/probe_accuracy_by_layer.png", "discover/beta_traces.png",
+                   "rl/rl_curves.png", "rl/internal_policy_episode.png"):
+        assert figure in report and (workdir / figure).stat().st_size > 0
+
+
+def test_done_stages_are_reused_not_rerun(reproduced):
+    from irl.pipeline import reproduce
+
+    workdir, results = reproduced
+    logged = []
+    again = reproduce("grid", "tiny", workdir, progress=False, log=logged.append)
+    assert all("reusing" in line for line in logged) and len(logged) == 6
+    assert again["stage_seconds"] == results["stage_seconds"]
+
+
+def test_pretraining_writes_results_curve_and_metrics_and_learns(reproduced):
+    workdir = reproduced[0] / "pretrain"
     config = pretrain_config("tiny")
     saved = json.loads((workdir / "results.json").read_text())
     assert saved["steps"] == config.train.steps and len(saved["success_any_pretrain_task_by_seed"]) == config.seeds
     for key in ("success_any_pretrain_task", "success_post_task", "action_accuracy", "tokens_per_s", "mfu"):
-        assert key in results and np.isfinite(results[key])
-    assert (workdir / "success_vs_time.png").stat().st_size > 0
+        assert np.isfinite(saved[key])
     rows = training.read_metrics(workdir)
     train_rows = [r for r in rows if "loss" in r]
     assert np.mean(train_rows[-1]["loss"]) < np.mean(train_rows[0]["loss"])
-    assert results["action_accuracy"] > 0.3  # above the 0.25 of guessing
+    assert saved["action_accuracy"] > 0.3  # above the 0.25 of guessing
 
 
-def test_probes_on_the_pretrained_model(pretrained, tmp_path):
-    from irl.stages.probe import probe
+def test_probes_and_controllers(reproduced):
+    workdir = reproduced[0]
+    probe = json.loads((workdir / "probe" / "probe.json").read_text())
+    assert len(probe["accuracy_by_layer"]) == pretrain_config("tiny").model.n_layers + 1
+    assert all(0.0 <= a <= 1.0 for a in probe["accuracy_by_layer"])
+    assert (workdir / "probe" / "probe_p_true_by_time.png").exists()
+    control = json.loads((workdir / "control" / "control.json").read_text())
+    assert control["controlled_layers"] == [1] and len(control["success_by_layer"]) == 1
+    assert 0.0 <= control["subgoal_completion_by_layer"][0] <= 1.0
+    assert (workdir / "control" / "controlled_episode.png").exists()
 
-    summary = probe(analysis_config("tiny"), pretrained[0], tmp_path)
-    layers = pretrain_config("tiny").model.n_layers + 1
-    assert len(summary["accuracy_by_layer"]) == layers
-    assert all(0.0 <= a <= 1.0 for a in summary["accuracy_by_layer"])
-    assert (tmp_path / "probe_accuracy_by_layer.png").exists() and (tmp_path / "probe_p_true_by_time.png").exists()
+
+def test_discovery(reproduced):
+    from irl.discovery import EXPORTED, load_discovered
+
+    workdir = reproduced[0] / "discover"
+    config = discover_config("tiny")
+    saved = json.loads((workdir / "discovery.json").read_text())
+    assert saved["best_alpha"] in config.alphas and len(saved["by_alpha"]) == len(config.alphas)
+    for key in ("switch_f1", "beta_binary_fraction", "switches_per_episode", "subgoals_per_episode"):
+        assert np.isfinite(saved[key])
+    for row in saved["by_alpha"]:
+        assert {"alpha", "kl", "action_nll", "switch_f1", "precision", "recall", "beta_binary_fraction",
+                "switches_per_episode", "sampled"} <= set(row)
+    for method in ("beta1", "cotrained", "compile"):
+        assert 0.0 <= saved[method]["switch_f1"] <= 1.0
+    assert saved["beta1"]["beta_binary_fraction"] == 1.0  # beta is 1 at every step
+    assert len(saved["cotrained"]["by_alpha"]) == len(config.cotrained.alphas)
+    assert (workdir / "rate_distortion.png").stat().st_size > 0
+    seeds = pretrain_config("tiny").seeds
+    for method in EXPORTED:
+        found = load_discovered(workdir, method)
+        assert found.seeds == seeds and found.layer == found.model.n_layers // 2
+        assert found.mc_cfg.force_beta_one == (method == "beta1")
+        assert jax.tree.leaves(found.base_params)[0].shape[0] == seeds
 
 
-def test_supervised_controllers_on_the_pretrained_model(pretrained, tmp_path):
-    from irl.stages.control import control
+def test_internal_rl(reproduced):
+    workdir = reproduced[0] / "rl"
+    config = rl_config("tiny")
+    saved = json.loads((workdir / "rl.json").read_text())
+    for method in config.methods:
+        result = saved[method]
+        assert result["episodes"] == config.train.updates * config.train.batch
+        assert 0.0 <= result["final_success_median"] <= 1.0
+        assert len(result["curve"]["median"]) == config.train.updates // config.train.chunk_updates
+    assert (workdir / "rl_curves_log.png").stat().st_size > 0
 
-    summary = control(analysis_config("tiny"), pretrained[0], tmp_path)
-    assert summary["controlled_layers"] == [1] and len(summary["success_by_layer"]) == 1
-    assert 0.0 <= summary["subgoal_completion_by_layer"][0] <= 1.0
-    assert (tmp_path / "control_success_by_layer.png").exists() and (tmp_path / "controlled_episode.png").exists()
+
+@pytest.mark.parametrize("env, preset", [("ant", "tiny"), ("grid", "huge")])
+def test_bad_env_or_preset_fails_before_any_compute(env, preset, tmp_path):
+    from irl.pipeline import reproduce
+
+    with pytest.raises(ValueError, match="env must be|unknown preset"):
+        reproduce(env, preset, tmp_path / "run", log=lambda *_: None)
+    assert not (tmp_path / "run").exists()

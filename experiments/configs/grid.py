@@ -80,15 +80,94 @@ def discover_config(preset: str) -> ml_collections.ConfigDict:
         raise ValueError(f"unknown preset {preset!r}; known: {', '.join(PRESETS)}")
     c = ml_collections.ConfigDict()
     c.seed = 0
+    c.layer = -1  # -1: L/2
+    c.methods = ("metacontroller", "beta1", "cotrained", "compile")
+    c.metacontroller = ml_collections.ConfigDict(dict(
+        latent_dim=8, gru_size=32, embed_size=32, encoder_hidden=64, switch_hidden=64, decoder_hidden=32, rank=16,
+        switch_bias=-2.0, encoder_log_std=0.0,
+    ))
+    c.alphas = (0.0, 0.05, 0.1, 0.17, 0.3, 0.5, 1.0)
+    c.best_alpha = -1.0  # < 0: the alpha with the best held-out switch F1
+    # one episode per row; episodes longer than max_episode_steps are cut (a prefix is still a
+    # correct teacher-forced sequence)
+    c.data = ml_collections.ConfigDict(dict(batch=512, max_episode_steps=100))
+    c.optim = ml_collections.ConfigDict(dict(
+        lr=1e-3, weight_decay=0.03, b1=0.9, b2=0.999, schedule="constant", warmup_steps=0,
+        final_lr_fraction=1.0, grad_clip=0.0,
+    ))
+    # the KL weight is 0 for kl_free_steps, then ramps linearly to alpha over kl_warmup_steps
+    # (both 0: the paper's constant alpha)
+    c.train = ml_collections.ConfigDict(dict(steps=64_000, chunk_steps=1000, eval_every=8000, kl_free_steps=0,
+                                             kl_warmup_steps=0))
+    c.beta1 = ml_collections.ConfigDict(dict(alpha=-1.0))  # < 0: the metacontroller's best alpha
+    c.cotrained = ml_collections.ConfigDict(dict(alphas=c.alphas, steps=64_000))
+    c.compile = ml_collections.ConfigDict(dict(alpha=0.1, steps=64_000, max_segments=4, hidden=64, temperature=1.0))
+    # figure_episodes: episodes drawn in beta_traces.png; tolerance: steps a switch may miss a boundary by
+    c.eval = ml_collections.ConfigDict(dict(episodes=1024, progress_episodes=256, figure_episodes=4, tolerance=1))
+
+    if preset == "small":
+        # measured on the small base model (4 layers, width 128): with the paper's constant
+        # alpha the code collapses to the prior before the decoder learns to read it (KL -> 0 at
+        # every alpha >= 0.05 within 300 steps); 200 KL-free steps, then a 300-step ramp, let the
+        # channel open first. Alphas around the window where subgoal codes pay for themselves.
+        c.metacontroller.update(switch_bias=-3.0)
+        c.alphas = (0.05, 0.1, 0.13, 0.17, 0.3)
+        c.data.update(batch=32, max_episode_steps=48)  # 95% of expert episodes end within 44 steps
+        c.optim.update(lr=3e-3, schedule="cosine", warmup_steps=50, final_lr_fraction=0.1, grad_clip=1.0)
+        c.train.update(steps=1200, chunk_steps=100, eval_every=400, kl_free_steps=200, kl_warmup_steps=300)
+        c.cotrained.update(alphas=(0.05, 0.1, 0.3), steps=600)
+        c.compile.update(steps=800)
+        c.eval.update(episodes=256, progress_episodes=64)
+    elif preset == "tiny":
+        c.metacontroller.update(latent_dim=4, gru_size=8, embed_size=8, encoder_hidden=16, switch_hidden=16,
+                                decoder_hidden=8, rank=4)
+        c.alphas = (0.0, 0.3)
+        c.data.update(batch=4, max_episode_steps=40)
+        c.optim.update(lr=3e-3)
+        c.train.update(steps=4, chunk_steps=2, eval_every=4)
+        c.cotrained.update(alphas=(0.0, 0.3), steps=2)
+        c.compile.update(steps=2, hidden=16)
+        c.eval.update(episodes=8, progress_episodes=8, figure_episodes=2)  # one shape: one compile
     return c
 
 
 def rl_config(preset: str) -> ml_collections.ConfigDict:
-    """Internal RL and its baselines (SPEC.md section 7)."""
+    """Internal RL and its baselines (SPEC.md section 7).
+
+    paper: 100k updates x 1024 episodes, AdamW 3e-5, wd 0, a width-256 Hawk policy, for every
+    method. small: the CPU budget (all methods in about half an hour on 2 cores; sized from
+    the measured speed of the fixed-shape rollout, README "Internal RL"): fewer, smaller
+    batches and a higher learning rate so that learning shows within ~10^5 episodes.
+    """
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; known: {', '.join(PRESETS)}")
     c = ml_collections.ConfigDict()
     c.seed = 0
+    c.env = "grid_pinpad"
+    c.methods = ("internal", "raw_action", "beta1", "cotrained")
+    c.models = 0  # pretrained models used, the first ones (0: all)
+    c.rl_seeds = 3  # RL runs per pretrained model
+    c.policy = ml_collections.ConfigDict(dict(width=256, n_heads=8, mlp_width=512, init_log_std=0.0))
+    c.ppo = ml_collections.ConfigDict(dict(
+        lr=3e-5, raw_action_lr=3e-5, weight_decay=0.0, clip=0.2, epochs=1, minibatches=1, grad_clip=0.0,
+    ))
+    c.train = ml_collections.ConfigDict(dict(updates=100_000, batch=1024, chunk_updates=1000))
+    c.render_tries = 64  # episodes drawn to find a solved one to render
+
+    if preset == "small":
+        # measured on the 2-core CPU under load: one update of 2 runs x 32 episodes takes about
+        # 10 s (the base model's step-wise attention dominates), so 40 updates per method
+        c.rl_seeds = 2
+        c.policy.update(width=128, n_heads=4, mlp_width=256)
+        c.ppo.update(lr=1e-3, raw_action_lr=1e-4, epochs=2, minibatches=2)
+        c.train.update(updates=40, batch=32, chunk_updates=5)
+    elif preset == "tiny":
+        c.models = 1
+        c.rl_seeds = 2
+        c.policy.update(width=16, n_heads=2, mlp_width=32)
+        c.ppo.update(lr=1e-3, raw_action_lr=1e-4, epochs=2, minibatches=2)
+        c.train.update(updates=4, batch=8, chunk_updates=2)
+        c.render_tries = 4
     return c
 
 

@@ -16,7 +16,11 @@ code, and internal RL always chooses one at the first step.
 
 The sequence embedder (ours: the paper only says "an SSM") is a gated linear recurrence run
 backwards in time, s_t = a_t s_{t+1} + sqrt(1 - a_t^2) (i_t * W e_t), so s_t summarises the
-future from t on; padding after an episode's end is skipped (a = 1, no input).
+future from t on; padding after an episode's end is skipped (a = 1, no input). Its decays start
+as Griffin's RG-LRU's (in [0.9, 0.999]), so s_t remembers tens of future steps from the start.
+
+Initialisation choices (ours, in the config): the switch's output bias `switch_bias` sets the
+initial gate (codes held by default), and `encoder_log_std` the encoder's initial noise scale.
 
 The step-wise pieces (`switch`, `gru_step`, `controller`) are what the internal-RL
 environment uses, frozen; `sequence` runs a whole batch of sequences for training.
@@ -44,6 +48,8 @@ class MetacontrollerConfig:
     decoder_hidden: int = 32
     rank: int | None = 16  # None: a full D x D controller (the ant)
     force_beta_one: bool = False  # the "beta = 1 at every step" baseline
+    switch_bias: float = -2.0  # initial switch logit (ours): sigmoid(-2) ~ 0.12, codes held by default
+    encoder_log_std: float = 0.0  # initial log sigma of the encoder (ours): below 0, codes start informative
 
     def __post_init__(self):
         for name in ("width", "latent_dim", "gru_size", "embed_size", "encoder_hidden", "switch_hidden",
@@ -58,6 +64,9 @@ class MetacontrollerConfig:
                                        hidden=self.decoder_hidden)
 
 
+_DECAY_POWER = 8.0  # Griffin's c: the gate r scales the log decay by up to this factor
+
+
 def _dense(key, fan_in, fan_out, scale=1.0):
     return {"w": jax.random.normal(key, (fan_in, fan_out)) * jnp.sqrt(scale / fan_in), "b": jnp.zeros(fan_out)}
 
@@ -66,24 +75,38 @@ def _mlp(p, x):
     return jax.nn.relu(x @ p["hidden"]["w"] + p["hidden"]["b"]) @ p["out"]["w"] + p["out"]["b"]
 
 
+def _lru_lambda(key, size, low=0.9, high=0.999):
+    """Decay parameters of the backward recurrence, initialised as Griffin's RG-LRU: the decay
+    at r = 1, sigmoid(lam)^8, uniform in [low, high], so that s_t remembers tens of steps of
+    the future from the start (a subgoal's target can lie that far ahead)."""
+    decay = jax.random.uniform(key, (size,), minval=low, maxval=high)
+    base = decay ** (1 / _DECAY_POWER)
+    return jnp.log(base / (1 - base))
+
+
 def init(key: jax.Array, cfg: MetacontrollerConfig) -> dict:
     k = jax.random.split(key, 9)
     d, g, s, z = cfg.width, cfg.gru_size, cfg.embed_size, cfg.latent_dim
     return {
         "gru": {"x": _dense(k[0], d, 3 * g), "h": _dense(k[1], g, 3 * g)},
-        "embedder": {"x": _dense(k[2], d, s), "gates": _dense(k[3], d, 2 * s), "lam": jnp.full(s, 2.0)},
+        "embedder": {"x": _dense(k[2], d, s), "gates": _dense(k[3], d, 2 * s), "lam": _lru_lambda(k[8], s)},
         "encoder": {"hidden": _dense(k[4], d + g + s, cfg.encoder_hidden),
-                    "out": _dense(k[5], cfg.encoder_hidden, 2 * z, scale=0.1)},
-        # the switch starts biased to "keep" (beta ~ 0.12) so that codes are held by default
+                    "out": {"w": _dense(k[5], cfg.encoder_hidden, 2 * z, scale=0.1)["w"],
+                            "b": jnp.concatenate([jnp.zeros(z), jnp.full(z, cfg.encoder_log_std)])}},
+        # the switch starts biased to "keep" so that codes are held by default
         "switch": {"hidden": _dense(k[6], d + g + z, cfg.switch_hidden),
-                   "out": {"w": jnp.zeros((cfg.switch_hidden, 1)), "b": jnp.full(1, -2.0)}},
+                   "out": {"w": jnp.zeros((cfg.switch_hidden, 1)), "b": jnp.full(1, cfg.switch_bias)}},
         "decoder": linear.init(k[7], cfg.decoder),
     }
 
 
 def gru_step(params: dict, e: jax.Array, h: jax.Array) -> jax.Array:
     """h_t = GRU(e_t, h_{t-1}); e [..., D], h [..., G]."""
-    x = e @ params["gru"]["x"]["w"] + params["gru"]["x"]["b"]
+    return _gru_update(params, e @ params["gru"]["x"]["w"] + params["gru"]["x"]["b"], h)
+
+
+def _gru_update(params: dict, x: jax.Array, h: jax.Array) -> jax.Array:
+    """The GRU update from the input's projection x [..., 3G] (which needs no recurrence)."""
     r_in, z_in, n_in = jnp.split(x, 3, axis=-1)
     hh = h @ params["gru"]["h"]["w"] + params["gru"]["h"]["b"]
     r_h, z_h, n_h = jnp.split(hh, 3, axis=-1)
@@ -110,7 +133,7 @@ def embed_sequence(params: dict, e: jax.Array, mask: jax.Array) -> jax.Array:
     p = params["embedder"]
     x = e @ p["x"]["w"] + p["x"]["b"]
     r, i = jnp.split(jax.nn.sigmoid(e @ p["gates"]["w"] + p["gates"]["b"]), 2, axis=-1)
-    log_a = 8.0 * r * jax.nn.log_sigmoid(p["lam"])
+    log_a = _DECAY_POWER * r * jax.nn.log_sigmoid(p["lam"])
     a = jnp.where(mask[..., None], jnp.exp(log_a), 1.0)
     b = jnp.where(mask[..., None], jnp.sqrt(jnp.maximum(1 - jnp.exp(2 * log_a), 0.0)) * i * x, 0.0)
     combine = lambda later, earlier: (later[0] * earlier[0], earlier[0] * later[1] + earlier[1])
@@ -139,27 +162,48 @@ class Sequence:
     kl: jax.Array  # [B, T]
 
 
+def gru_sequence(params: dict, e: jax.Array) -> jax.Array:
+    """h_{t-1} for every t, [B, T, G] from e [B, T, D] (h_0 = 0): the GRU state each step reads."""
+    batch, _, _ = e.shape
+    gru_size = params["gru"]["h"]["w"].shape[0]
+    x = e @ params["gru"]["x"]["w"] + params["gru"]["x"]["b"]  # all steps at once, outside the recurrence
+    step = lambda h, x_t: (_gru_update(params, x_t, h), h)
+    _, h_prev = jax.lax.scan(step, jnp.zeros((batch, gru_size)), jnp.swapaxes(x, 0, 1))
+    return jnp.swapaxes(h_prev, 0, 1)
+
+
 def sequence(params: dict, cfg: MetacontrollerConfig, e: jax.Array, mask: jax.Array, key: jax.Array,
              sample: bool = True) -> Sequence:
     """Run over e [B, T, D] (the residual stream at the controlled layer) with mask [B, T].
-    sample=False uses z~ = mu (for analysis)."""
+    sample=False uses z~ = mu (for analysis).
+
+    Only the switch and the integration depend on z_{t-1}; the GRU depends on e alone and the
+    encoder on (e, h, s), so those run outside the z recurrence, and the switch's first layer
+    is split into its (e, h) part, computed for all steps at once, and its z part. The result
+    equals stepping `switch`, `encode` and `gru_step` one step at a time."""
     batch, steps = e.shape[:2]
+    h_prev = gru_sequence(params, e)
     s = embed_sequence(params, e, mask)
-    noise = jax.random.normal(key, (batch, steps, cfg.latent_dim)) if sample else jnp.zeros((batch, steps, cfg.latent_dim))
+    mu, log_std = encode(params, e, h_prev, s)
+    noise = jax.random.normal(key, mu.shape) if sample else jnp.zeros_like(mu)
+    z_tilde = mu + jnp.exp(log_std) * noise
+    hidden = params["switch"]["hidden"]
+    width_eh = e.shape[-1] + h_prev.shape[-1]
+    pre_eh = jnp.concatenate([e, h_prev], axis=-1) @ hidden["w"][:width_eh] + hidden["b"]
+    w_z, out = hidden["w"][width_eh:], params["switch"]["out"]
 
-    def step(carry, xs):
-        h, z_prev, first = carry
-        e_t, s_t, noise_t = xs
-        beta = switch(params, e_t, h, z_prev)
-        beta = jnp.where(first | cfg.force_beta_one, 1.0, beta)
-        mu, log_std = encode(params, e_t, h, s_t)
-        z = beta[:, None] * (mu + jnp.exp(log_std) * noise_t) + (1 - beta[:, None]) * z_prev
-        return (gru_step(params, e_t, h), z, jnp.zeros_like(first)), (beta, z, mu, log_std)
+    def step(z_prev, xs):
+        pre_t, z_tilde_t, first = xs
+        logit = (jax.nn.relu(pre_t + z_prev @ w_z) @ out["w"] + out["b"])[..., 0]
+        beta = jnp.where(first | cfg.force_beta_one, 1.0, jax.nn.sigmoid(logit))
+        z = beta[:, None] * z_tilde_t + (1 - beta[:, None]) * z_prev
+        return z, (beta, z)
 
-    carry = (jnp.zeros((batch, cfg.gru_size)), jnp.zeros((batch, cfg.latent_dim)), jnp.ones((batch,), bool))
     time_major = lambda x: jnp.swapaxes(x, 0, 1)
-    _, outs = jax.lax.scan(step, carry, (time_major(e), time_major(s), time_major(noise)))
-    beta, z, mu, log_std = (time_major(x) for x in outs)
+    first = jnp.arange(steps) == 0
+    _, (beta, z) = jax.lax.scan(step, jnp.zeros((batch, cfg.latent_dim)),
+                                (time_major(pre_eh), time_major(z_tilde), first))
+    beta, z = time_major(beta), time_major(z)
     a, b = controller(params, z, cfg)
     return Sequence(controlled=linear.apply(e, a, b), beta=beta, z=z, mu=mu, log_std=log_std,
                     kl=kl_to_prior(mu, log_std))

@@ -1,0 +1,376 @@
+"""Unsupervised discovery of subgoal codes (SPEC.md section 6): the metacontroller and its
+baselines, trained on fresh expert episodes at the controlled layer L/2.
+
+loss = mean over real steps of [ -log p(a_t | o_1..t, z_1..t) + alpha * KL(N(mu_t, sig_t) || N(0, I)) ]
+
+Methods (`METHODS`):
+- "metacontroller": the frozen pretrained base model, swept over `config.alphas`;
+- "beta1": the same with beta forced to 1 at every step, at the best alpha (or `beta1.alpha`);
+- "cotrained": a fresh base model of the pretrained one's architecture, trained from scratch
+  jointly with the metacontroller. Its loss adds the pretraining observation term
+  (obs_coef * -log p(o_t+1 | ...), read from the same controlled forward pass) so that the base
+  model is trained on what pretraining trains it on; only the controlled pass exists for it;
+- "compile": CompILE (irl/control/compile.py): codes and at most M segments inferred from the
+  raw observations, the codes driving the same hypernetwork at L/2 of the frozen base model.
+
+`Discoverer(config, pretrained_workdir)` loads the frozen base model (params [seeds, ...]) and
+builds, per method, a pure `chunk` for `irl.training.run`. Seeds and alphas are both batch
+axes of one vmapped program: params are [seeds, alphas, ...]; within a seed every alpha sees
+the same episodes, the same initialisation and the same noise, so the sweep differs only in
+alpha, and the frozen lower half runs once per seed and batch. Every random draw is keyed by
+(seed key, step), so a resumed run repeats an uninterrupted one.
+
+KL schedule (ours, `train.kl_free_steps`, `train.kl_warmup_steps`; both 0 in the paper preset):
+the KL weight may be 0 for a while and then ramp to alpha. At first the code carries nothing the
+decoder can read, so a constant alpha pushes it to the prior before it becomes useful; on the
+CPU budget of the small preset that collapse happened at every alpha >= 0.05.
+
+`export` / `load_discovered` hand one alpha of a method to internal RL as a `Discovered`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import optax
+import orbax.checkpoint as ocp
+
+from irl.control import compile as compile_
+from irl.control import metacontroller as mc
+from irl.control.discovered import Discovered
+from irl.data import ExpertBatch, TokenBatch, episode_tokens, make_expert_data
+from irl.models.base import BaseModel, make_base_model
+from irl.pretraining import SCHEDULES, grid_obs_nll, load_pretrained, make_optimizer
+
+METHODS = ("metacontroller", "beta1", "cotrained", "compile")
+EXPORTED = ("metacontroller", "beta1", "cotrained")  # the ones internal RL consumes
+
+
+def validate(config: ml_collections.ConfigDict) -> None:
+    """Clear errors for bad discovery configs, before anything is loaded or compiled."""
+    def need(ok, message):
+        if not ok:
+            raise ValueError(f"bad discovery config: {message}")
+
+    methods = tuple(config.methods)
+    need(methods and len(set(methods)) == len(methods) and set(methods) <= set(METHODS),
+         f"methods must be distinct names from {METHODS}, got {methods}")
+    alphas = tuple(config.alphas)
+    need(alphas and all(a >= 0 for a in alphas) and len(set(alphas)) == len(alphas),
+         f"alphas must be distinct and >= 0, got {alphas}")
+    need(config.best_alpha < 0 or config.best_alpha in alphas,
+         f"best_alpha must be < 0 (choose by held-out switch F1) or one of alphas {alphas}, got {config.best_alpha}")
+    need("beta1" not in methods or config.beta1.alpha >= 0 or "metacontroller" in methods,
+         "beta1.alpha < 0 means 'the best alpha', which needs the metacontroller method")
+    need(config.layer >= -1, f"layer must be -1 (L/2) or a layer index, got {config.layer}")
+    data, train, optim = config.data, config.train, config.optim
+    need(data.batch >= 1, f"data.batch must be >= 1, got {data.batch}")
+    need(1 <= data.max_episode_steps <= 100, f"data.max_episode_steps must be in 1..100, got {data.max_episode_steps}")
+    need(train.chunk_steps >= 1, f"train.chunk_steps must be >= 1, got {train.chunk_steps}")
+    for name, steps in (("train.steps", train.steps), ("cotrained.steps", config.cotrained.steps),
+                        ("compile.steps", config.compile.steps)):
+        need(steps >= 1 and steps % train.chunk_steps == 0,
+             f"{name} must be a positive multiple of train.chunk_steps {train.chunk_steps}, got {steps}")
+    need(train.kl_warmup_steps >= 0 and train.kl_free_steps >= 0,
+         f"train.kl_free_steps and train.kl_warmup_steps must be >= 0, got {train.kl_free_steps}, {train.kl_warmup_steps}")
+    need(train.eval_every >= 0 and train.eval_every % train.chunk_steps == 0,
+         f"train.eval_every must be a multiple of train.chunk_steps (0: never), got {train.eval_every}")
+    need(optim.lr > 0 and optim.weight_decay >= 0, "optim.lr must be > 0 and optim.weight_decay >= 0")
+    need(optim.schedule in SCHEDULES, f"optim.schedule must be one of {SCHEDULES}, got {optim.schedule!r}")
+    need(0 <= optim.warmup_steps < min(train.steps, config.cotrained.steps, config.compile.steps),
+         f"optim.warmup_steps must be below every method's steps, got {optim.warmup_steps}")
+    cot = tuple(config.cotrained.alphas)
+    need(cot and all(a >= 0 for a in cot) and len(set(cot)) == len(cot),
+         f"cotrained.alphas must be distinct and >= 0, got {cot}")
+    need(config.compile.alpha >= 0, f"compile.alpha must be >= 0, got {config.compile.alpha}")
+    need(config.eval.episodes >= 1 and config.eval.progress_episodes >= 1 and config.eval.figure_episodes >= 1,
+         "eval.episodes, eval.progress_episodes and eval.figure_episodes must be >= 1")
+    need(config.eval.tolerance >= 0, f"eval.tolerance must be >= 0, got {config.eval.tolerance}")
+    try:  # the modules' own checks, at a stand-in width
+        metacontroller_config(config, width=max(config.metacontroller.rank or 1, 1))
+        compile_config(config, width=max(config.metacontroller.rank or 1, 1), obs_size=1)
+    except (ValueError, TypeError) as error:
+        raise ValueError(f"bad discovery config: {error}") from error
+
+
+def metacontroller_config(config: ml_collections.ConfigDict, width: int, force_beta_one: bool = False):
+    return mc.MetacontrollerConfig(width=width, force_beta_one=force_beta_one, **dict(config.metacontroller))
+
+
+def compile_config(config: ml_collections.ConfigDict, width: int, obs_size: int) -> compile_.CompileConfig:
+    m, c = config.metacontroller, config.compile
+    return compile_.CompileConfig(width=width, obs_size=obs_size, latent_dim=m.latent_dim, hidden=c.hidden,
+                                  max_segments=c.max_segments, decoder_hidden=m.decoder_hidden, rank=m.rank,
+                                  temperature=c.temperature)
+
+
+def masked_mean(x: jax.Array, mask: jax.Array) -> jax.Array:
+    weight = mask.astype(jnp.float32)
+    return (x * weight).sum() / jnp.maximum(weight.sum(), 1.0)
+
+
+def action_measures(action_logits: jax.Array, tokens: TokenBatch) -> dict:
+    """Mean action NLL and accuracy over the real steps."""
+    nll = -jnp.take_along_axis(jax.nn.log_softmax(action_logits), tokens.actions[..., None], -1)[..., 0]
+    correct = jnp.argmax(action_logits, -1) == tokens.actions
+    return {"action_nll": masked_mean(nll, tokens.mask), "accuracy": masked_mean(correct, tokens.mask)}
+
+
+@dataclasses.dataclass(frozen=True)
+class Method:
+    """One discovery method as pure functions of (trainable, frozen base params, e, tokens).
+
+    trainable: {"mc"} | {"mc", "base"} (co-trained) | {"compile"}. e is the frozen lower
+    half's output at the controlled layer (None when the base model is trained)."""
+    name: str
+    alphas: tuple[float, ...]
+    steps: int
+    frozen_base: bool
+    init: Callable  # key -> trainable
+    loss: Callable  # (trainable, base, e, tokens, key, alpha) -> (loss, metrics)
+    analyse: Callable  # (trainable, base, e, tokens, key, sample) -> {"beta" [B, T], "kl", "action_nll", "accuracy"}
+    mc_cfg: mc.MetacontrollerConfig | None = None
+
+
+@dataclasses.dataclass
+class Discoverer:
+    config: ml_collections.ConfigDict
+    pretrained_workdir: str | Path
+
+    def __post_init__(self):
+        validate(self.config)
+        if not (Path(self.pretrained_workdir) / "config.json").exists():
+            raise FileNotFoundError(f"no pretraining run in {self.pretrained_workdir} (config.json missing): "
+                                    "run the pretraining stage first")
+        self.pretrainer, self.base_params = load_pretrained(self.pretrained_workdir)
+        self.model: BaseModel = self.pretrainer.model
+        c = self.config
+        self.layer = self.model.n_layers // 2 if c.layer < 0 else c.layer
+        if not 0 <= self.layer <= self.model.n_layers:
+            raise ValueError(f"bad discovery config: layer must be in 0..{self.model.n_layers}, got {self.layer}")
+        self.seeds = jax.tree.leaves(self.base_params)[0].shape[0]
+        env, env_params, eps = self.pretrainer.env, self.pretrainer.env_params, self.pretrainer.config.data.eps
+        self.expert = make_expert_data(env, env_params, c.data.batch, eps, c.data.max_episode_steps)
+        self.held_out_data = make_expert_data(env, env_params, c.eval.episodes, eps)
+        self.progress_held_out_data = make_expert_data(env, env_params, c.eval.progress_episodes, eps)
+        self.seed_keys = jax.random.split(jax.random.key(c.seed), self.seeds)
+        self.eval_key = jax.random.key(c.seed + 1_000_003)
+
+    # ---- methods -------------------------------------------------------------------------
+    def method(self, name: str, alpha: float | None = None) -> Method:
+        """The method `name`; `alpha` fixes the alpha of "beta1" (else its config's)."""
+        c, width = self.config, self.model.width
+        if name in ("metacontroller", "beta1"):
+            cfg = metacontroller_config(c, width, force_beta_one=name == "beta1")
+            alphas = tuple(c.alphas) if name == "metacontroller" else (c.beta1.alpha if alpha is None else alpha,)
+            return self._metacontroller_method(name, cfg, alphas, c.train.steps, cotrained=False)
+        if name == "cotrained":
+            return self._metacontroller_method(name, metacontroller_config(c, width), tuple(c.cotrained.alphas),
+                                               c.cotrained.steps, cotrained=True)
+        if name == "compile":
+            return self._compile_method(compile_config(c, width, self.model.cfg.obs_size))
+        raise ValueError(f"unknown method {name!r}; known: {METHODS}")
+
+    def _metacontroller_method(self, name, cfg, alphas, steps, cotrained: bool) -> Method:
+        model, layer = self.model, self.layer
+        obs_coef = self.pretrainer.config.loss.obs_coef if cotrained else 0.0
+
+        def init(key):
+            trainable = {"mc": mc.init(jax.random.fold_in(key, 0), cfg)}
+            if cotrained:
+                trainable["base"] = model.init(jax.random.fold_in(key, 1))
+            return trainable
+
+        def run(trainable, base, e, tokens, key, sample):
+            base = trainable.get("base", base)
+            if e is None:
+                e = model.lower(base, tokens.obs, layer)
+            seq = mc.sequence(trainable["mc"], cfg, e, tokens.mask, key, sample=sample)
+            action_logits, obs_logits = model.upper(base, seq.controlled, layer)
+            measures = dict(action_measures(action_logits, tokens), kl=masked_mean(seq.kl, tokens.mask),
+                            mean_beta=masked_mean(seq.beta, tokens.mask))
+            if cotrained:
+                measures["obs_nll"] = masked_mean(grid_obs_nll(obs_logits, tokens.next_obs), tokens.mask)
+            return seq, measures
+
+        def loss(trainable, base, e, tokens, key, alpha):
+            _, m = run(trainable, base, e, tokens, key, sample=True)
+            return m["action_nll"] + alpha * m["kl"] + obs_coef * m.get("obs_nll", 0.0), m
+
+        def analyse(trainable, base, e, tokens, key, sample):
+            seq, m = run(trainable, base, e, tokens, key, sample)
+            return dict(m, beta=seq.beta)
+
+        return Method(name, alphas, steps, not cotrained, init, loss, analyse, cfg)
+
+    def _compile_method(self, cfg: compile_.CompileConfig) -> Method:
+        model, layer = self.model, self.layer
+
+        def run(trainable, base, e, tokens, key, sample, hard):
+            seg = compile_.segment(trainable["compile"], cfg, tokens.obs, tokens.mask, key, sample=sample, hard=hard)
+            action_logits, _ = model.upper(base, compile_.controlled(trainable["compile"], cfg, e, seg), layer)
+            kl = seg.kl.sum() / jnp.maximum(tokens.mask.sum(), 1)  # per real step, as the metacontroller's
+            return seg, dict(action_measures(action_logits, tokens), kl=kl, mean_beta=masked_mean(seg.switch, tokens.mask))
+
+        def loss(trainable, base, e, tokens, key, alpha):
+            _, m = run(trainable, base, e, tokens, key, sample=True, hard=False)
+            return m["action_nll"] + alpha * m["kl"], m
+
+        def analyse(trainable, base, e, tokens, key, sample):
+            seg, m = run(trainable, base, e, tokens, key, sample, hard=True)
+            return dict(m, beta=seg.switch)
+
+        init = lambda key: {"compile": compile_.init(key, cfg)}
+        return Method("compile", (self.config.compile.alpha,), self.config.compile.steps, True, init, loss, analyse)
+
+    # ---- training ------------------------------------------------------------------------
+    def optimizer(self, method: Method) -> optax.GradientTransformation:
+        return make_optimizer(self.config.optim, method.steps)
+
+    def init_state(self, method: Method) -> dict:
+        """params [seeds, alphas, ...]: one initialisation per seed, shared by its alphas."""
+        n_alphas = len(method.alphas)
+        per_seed = jax.vmap(lambda k: method.init(jax.random.fold_in(k, 0)))(self.seed_keys)
+        params = jax.tree.map(lambda x: jnp.repeat(x[:, None], n_alphas, axis=1), per_seed)
+        return {
+            "params": params,
+            "opt_state": jax.vmap(jax.vmap(self.optimizer(method).init))(params),
+            "seed_keys": jax.random.key_data(self.seed_keys),
+            "step": jnp.int32(0),
+            "elapsed": jnp.float32(0.0),
+        }
+
+    def kl_ramp(self, step: jax.Array) -> jax.Array:
+        """The KL weight's multiplier at `step`: 0 for `train.kl_free_steps`, then a linear
+        ramp to 1 over `train.kl_warmup_steps` (both 0: the paper's constant alpha). A code that
+        carries nothing yet (its decoder has not learnt to use it) is otherwise pushed to the
+        prior before it can become useful, and never recovers; this lets the channel open first,
+        and the KL then prunes what is not worth its price."""
+        free, warmup = self.config.train.kl_free_steps, self.config.train.kl_warmup_steps
+        return jnp.clip((step + 1 - free) / max(warmup, 1), 0.0, 1.0)
+
+    def tokens(self, key: jax.Array) -> TokenBatch:
+        return episode_tokens(self.expert(key))
+
+    def _seed_step(self, method: Method, optimizer, trainable, opt_state, base, seed_key, step):
+        """One optimiser step for every alpha of one seed, all on the same batch and noise."""
+        data_key, noise_key = jax.random.split(jax.random.fold_in(jax.random.fold_in(seed_key, 1), step))
+        tokens = self.tokens(data_key)
+        e = jax.lax.stop_gradient(self.model.lower(base, tokens.obs, self.layer)) if method.frozen_base else None
+
+        def alpha_step(trainable, opt_state, alpha):
+            (loss, metrics), grads = jax.value_and_grad(method.loss, has_aux=True)(
+                trainable, base, e, tokens, noise_key, alpha * self.kl_ramp(step))
+            updates, opt_state = optimizer.update(grads, opt_state, trainable)
+            return optax.apply_updates(trainable, updates), opt_state, dict(metrics, loss=loss,
+                                                                             grad_norm=optax.tree.norm(grads))
+
+        return jax.vmap(alpha_step)(trainable, opt_state, jnp.asarray(method.alphas, jnp.float32))
+
+    def chunk_fn(self, method: Method) -> Callable[[dict], tuple[dict, dict]]:
+        """state -> (state, metrics): `chunk_steps` steps of every seed and alpha. Metrics hold
+        "loss" [chunk, seeds, alphas] and, per alpha, "<name>/alpha=<a>" [chunk, seeds]."""
+        optimizer = self.optimizer(method)
+        frozen = self.base_params if method.frozen_base else None
+
+        @jax.jit
+        def chunk(state, frozen):
+            keys = jax.random.wrap_key_data(state["seed_keys"])
+
+            def body(carry, _):
+                params, opt_state, step = carry
+                params, opt_state, metrics = jax.vmap(
+                    lambda p, o, b, k: self._seed_step(method, optimizer, p, o, b, k, step))(params, opt_state, frozen, keys)
+                return (params, opt_state, step + 1), metrics
+
+            (params, opt_state, step), metrics = jax.lax.scan(
+                body, (state["params"], state["opt_state"], state["step"]), length=self.config.train.chunk_steps)
+            return dict(state, params=params, opt_state=opt_state, step=step), metrics
+
+        def run(state):
+            state, metrics = chunk(state, frozen)
+            return state, per_alpha_metrics(metrics, method.alphas)
+
+        return run
+
+    # ---- analysis ------------------------------------------------------------------------
+    def analyse_fn(self, method: Method) -> Callable:
+        """jitted (trainable of one seed and alpha, base of that seed, tokens, key, sample) ->
+        {"beta" [B, T], "kl", "action_nll", "accuracy", "mean_beta"}. One pair at a time keeps
+        the memory of a long held-out batch bounded."""
+        def analyse(trainable, base, tokens, key, sample: bool):
+            e = self.model.lower(base, tokens.obs, self.layer) if method.frozen_base else None
+            return method.analyse(trainable, base, e, tokens, key, sample)
+
+        return jax.jit(analyse, static_argnames="sample")
+
+    def base_of(self, method: Method, params: dict, seed: int, alpha_index: int):
+        """The base model params one (seed, alpha) of a method runs on."""
+        if method.frozen_base:
+            return take(self.base_params, seed)
+        return take(params["base"], seed, alpha_index)
+
+    def held_out(self, progress: bool = False) -> ExpertBatch:
+        """The fixed held-out expert episodes of the final (or the in-training) evaluation."""
+        data = self.progress_held_out_data if progress else self.held_out_data
+        return data(jax.random.fold_in(self.eval_key, int(progress)))
+
+
+def take(tree, *index):
+    return jax.tree.map(lambda x: x[index], tree)
+
+
+def per_alpha_metrics(metrics: dict, alphas: tuple[float, ...]) -> dict:
+    """[chunk, seeds, alphas] metrics -> "loss" kept whole plus "<name>/alpha=<a>" [chunk, seeds]
+    (just "<name>" when there is one alpha), which the logs can plot one curve each."""
+    out = {"loss": metrics["loss"]}
+    for name, value in metrics.items():
+        for i, alpha in enumerate(alphas):
+            out[name if len(alphas) == 1 else f"{name}/alpha={alpha:g}"] = value[..., i]
+    return out
+
+
+# ---- the hand-off to internal RL ----------------------------------------------------------
+def export(workdir: str | Path, method: str, model: BaseModel, layer: int, mc_cfg: mc.MetacontrollerConfig,
+           base_params, mc_params, alpha: float) -> None:
+    """Write `<workdir>/<method>/discovered.json` and the params ([seeds, ...]) beside it."""
+    folder = Path(workdir).absolute() / method
+    folder.mkdir(parents=True, exist_ok=True)
+    checkpointer = ocp.StandardCheckpointer()
+    checkpointer.save(folder / "discovered", {"base": base_params, "mc": mc_params}, force=True)
+    checkpointer.wait_until_finished()
+    checkpointer.close()
+    (folder / "discovered.json").write_text(json.dumps({
+        "method": method,
+        "alpha": alpha,
+        "layer": layer,
+        "model": {"arch": model.arch, **dataclasses.asdict(model.cfg)},
+        "mc_cfg": dataclasses.asdict(mc_cfg),
+    }, indent=2))
+
+
+def load_discovered(workdir: str | Path, method: str) -> Discovered:
+    """The base model, its params [seeds, ...], the metacontroller config and params [seeds, ...]
+    and the controlled layer that discovery exported for `method` (metacontroller at the best
+    alpha, beta1, cotrained)."""
+    if method not in EXPORTED:
+        raise ValueError(f"method must be one of {EXPORTED}, got {method!r}")
+    folder = Path(workdir).absolute() / method
+    if not (folder / "discovered.json").exists():
+        raise FileNotFoundError(f"no exported {method} in {folder}: run the discovery stage first")
+    meta = json.loads((folder / "discovered.json").read_text())
+    model_fields = dict(meta["model"])
+    model = make_base_model(model_fields.pop("arch"), **model_fields)
+    checkpointer = ocp.StandardCheckpointer()
+    try:
+        params = checkpointer.restore(folder / "discovered")
+    finally:
+        checkpointer.close()
+    return Discovered(model=model, base_params=params["base"], mc_cfg=mc.MetacontrollerConfig(**meta["mc_cfg"]),
+                      mc_params=params["mc"], layer=int(meta["layer"]))

@@ -1,0 +1,165 @@
+"""Discovery stage: train the metacontroller (alpha sweep) and its baselines on a pretrained
+base model, measure how their switching gates segment held-out expert episodes, export what
+internal RL needs, and write `discovery.json` with the figures.
+
+Each method trains in `<workdir>/<method>/` (checkpoints, metrics.jsonl, TensorBoard; a rerun
+resumes). Measures come from held-out expert episodes of the full time limit, with z~ = mu
+(the headline) and with sampled codes (`"sampled"`). The best alpha is the one whose gate
+best matches the true subgoal boundaries (switch F1, then binary fraction, then action NLL):
+the labels select among alphas, they never train anything.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+from absl import logging
+
+from irl import training
+from irl.analysis.segmentation import segmentation_scores, true_boundaries
+from irl.data import ExpertBatch, episode_tokens
+from irl.discovery import METHODS, Discoverer, Method, export, take
+from irl.figures import plot_beta_traces, plot_rate_distortion
+
+SCALARS = ("kl", "action_nll", "accuracy")
+
+
+def measure(discoverer: Discoverer, method: Method, analyse, params: dict, episodes: ExpertBatch, tolerance: int,
+            keep_episodes: int = 0) -> tuple[list[dict], list[np.ndarray]]:
+    """Per alpha: seed-averaged measures on `episodes` (z~ = mu; and under "sampled", sampled
+    codes), and the mu-gates [keep_episodes, T] of seed 0 for the figures. analyse: the
+    method's `Discoverer.analyse_fn` (made once, so it compiles once)."""
+    tokens = episode_tokens(episodes)
+    mask, progress = np.asarray(episodes.mask), np.asarray(episodes.progress)
+    by_alpha, gates = [], []
+    for a, alpha in enumerate(method.alphas):
+        per_seed = {"mu": [], "sampled": []}
+        for seed in range(discoverer.seeds):
+            trainable, base = take(params, seed, a), discoverer.base_of(method, params, seed, a)
+            key = jax.random.fold_in(discoverer.eval_key, 2 + seed)
+            for mode in per_seed:
+                out = jax.device_get(analyse(trainable, base, tokens, key, sample=mode == "sampled"))
+                scores = segmentation_scores(np.asarray(out["beta"]), mask, progress, tolerance)
+                per_seed[mode].append({**scores, **{k: float(out[k]) for k in SCALARS}})
+                if seed == 0 and mode == "mu":
+                    gates.append(np.asarray(out["beta"])[:keep_episodes])
+        mean = lambda rows: {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
+        by_alpha.append({"alpha": alpha, **mean(per_seed["mu"]), "sampled": mean(per_seed["sampled"]),
+                         "f1_by_seed": [r["f1"] for r in per_seed["mu"]]})
+    return by_alpha, gates
+
+
+def best_index(by_alpha: list[dict]) -> int:
+    return max(range(len(by_alpha)), key=lambda i: (round(by_alpha[i]["f1"], 6), round(by_alpha[i]["binary_fraction"], 6),
+                                                    -by_alpha[i]["action_nll"]))
+
+
+def nearest_index(alphas, alpha: float) -> int:
+    return int(np.argmin([abs(a - alpha) for a in alphas]))
+
+
+def progress_evaluator(discoverer: Discoverer, method: Method, analyse, tolerance: int):
+    """An in-training evaluation callback: per alpha, seed-mean held-out F1, KL and NLL."""
+    episodes = discoverer.held_out(progress=True)
+
+    def evaluate(state):
+        by_alpha, _ = measure(discoverer, method, analyse, state["params"], episodes, tolerance)
+        suffix = (lambda a: "") if len(method.alphas) == 1 else (lambda a: f"/alpha={a:g}")
+        return {f"eval/{k}{suffix(r['alpha'])}": r[k] for r in by_alpha
+                for k in ("f1", "binary_fraction", "switches_per_episode", "kl", "action_nll")}
+
+    return evaluate
+
+
+def headline(row: dict) -> dict:
+    """The discovery.json names of one method's measures."""
+    return {
+        "alpha": row["alpha"],
+        "switch_f1": row["f1"],
+        "precision": row["precision"],
+        "recall": row["recall"],
+        "beta_binary_fraction": row["binary_fraction"],
+        "switches_per_episode": row["switches_per_episode"],
+        "subgoals_per_episode": row["subgoals_per_episode"],
+        "mean_beta": row["mean_beta"],
+        "kl": row["kl"],
+        "action_nll": row["action_nll"],
+        "action_accuracy": row["accuracy"],
+        "sampled": row["sampled"],
+    }
+
+
+def discover(config, pretrained: str | Path, workdir: str | Path, progress: bool = True) -> dict:
+    """Train (or resume) every method in config.methods and write discovery.json; returns it."""
+    start = time.perf_counter()
+    discoverer = Discoverer(config, pretrained)  # validates the config before any compute
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "config.json").write_text(config.to_json(indent=2))
+    tolerance, keep = config.eval.tolerance, config.eval.figure_episodes
+    episodes = discoverer.held_out()
+    mask = np.asarray(episodes.mask)
+    boundaries = true_boundaries(np.asarray(episodes.progress), mask)
+
+    summary: dict = {"layer": discoverer.layer, "seeds": discoverer.seeds, "alphas": list(config.alphas),
+                     "held_out_episodes": config.eval.episodes, "tolerance": tolerance}
+    seconds, train_seconds, traces, best_alpha = {}, {}, {}, None
+    for name in (m for m in METHODS if m in config.methods):  # the metacontroller first: beta1 needs its alpha
+        method_start = time.perf_counter()
+        method = discoverer.method(name, alpha=best_alpha if name == "beta1" and config.beta1.alpha < 0 else None)
+        analyse = discoverer.analyse_fn(method)
+        state = training.run(
+            workdir / name, lambda: discoverer.init_state(method), discoverer.chunk_fn(method),
+            total_steps=method.steps, chunk_steps=config.train.chunk_steps,
+            evaluate=progress_evaluator(discoverer, method, analyse, tolerance), eval_every=config.train.eval_every,
+            description=f"discover/{name}", progress=progress,
+        )
+        by_alpha, gates = measure(discoverer, method, analyse, state["params"], episodes, tolerance, keep)
+        if name == "metacontroller":
+            chosen = config.alphas.index(config.best_alpha) if config.best_alpha >= 0 else best_index(by_alpha)
+            best_alpha = method.alphas[chosen]
+        else:
+            chosen = nearest_index(method.alphas, best_alpha) if best_alpha is not None else best_index(by_alpha)
+        result = headline(by_alpha[chosen])
+        if len(method.alphas) > 1:
+            result["by_alpha"] = [dict(headline(r), f1_by_seed=r["f1_by_seed"]) for r in by_alpha]
+        result["train_steps"] = int(state["step"])
+        summary[name] = result
+        traces[f"{name} (alpha={method.alphas[chosen]:g})"] = (gates[chosen], mask[:keep], boundaries[:keep])
+        if name in ("metacontroller", "beta1", "cotrained"):
+            base = discoverer.base_params if method.frozen_base else take(state["params"]["base"], slice(None), chosen)
+            export(workdir, name, discoverer.model, discoverer.layer, method.mc_cfg, base,
+                   take(state["params"]["mc"], slice(None), chosen), method.alphas[chosen])
+        seconds[name] = time.perf_counter() - method_start
+        train_seconds[name] = float(state["elapsed"])
+        logging.warning("%s: alpha %g, switch F1 %.3f, binary %.3f, switches/ep %.2f (subgoals/ep %.2f)", name,
+                        method.alphas[chosen], result["switch_f1"], result["beta_binary_fraction"],
+                        result["switches_per_episode"], result["subgoals_per_episode"])
+
+    if "metacontroller" in summary:
+        mc_result = summary["metacontroller"]
+        summary.update({"best_alpha": best_alpha, "by_alpha": mc_result["by_alpha"],
+                        **{k: mc_result[k] for k in ("switch_f1", "beta_binary_fraction", "switches_per_episode",
+                                                     "subgoals_per_episode", "precision", "recall", "kl",
+                                                     "action_nll")}})
+    summary["method_seconds"] = seconds
+    summary["train_seconds"] = train_seconds
+    summary["wall_seconds"] = time.perf_counter() - start
+    (workdir / "discovery.json").write_text(json.dumps(summary, indent=2))
+
+    plot_beta_traces(workdir / "beta_traces.png", traces, title=f"Switching gate on held-out expert episodes, layer {discoverer.layer}")
+    # the distortion a rate buys is measured with sampled codes (the KL prices exactly those)
+    curves = {f"{label} base model": ([r["kl"] for r in summary[name]["by_alpha"]],
+                                      [r["sampled"]["action_nll"] for r in summary[name]["by_alpha"]],
+                                      [r["alpha"] for r in summary[name]["by_alpha"]])
+              for name, label in (("metacontroller", "frozen pretrained"), ("cotrained", "co-trained"))
+              if name in summary and "by_alpha" in summary[name]}
+    points = {f"{name} (alpha={summary[name]['alpha']:g})": (summary[name]["kl"], summary[name]["sampled"]["action_nll"])
+              for name in ("beta1", "compile") if name in summary}
+    plot_rate_distortion(workdir / "rate_distortion.png", curves, points,
+                         title="Rate-distortion over alpha (held-out, sampled codes)")
+    return summary

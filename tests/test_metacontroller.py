@@ -1,0 +1,143 @@
+"""The metacontroller's pieces: temporal integration, KL, causality of the switch and decoder,
+non-causality of the encoder, and the batched `sequence` against the step-wise functions."""
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from irl.control import linear
+from irl.control import metacontroller as mc
+
+CFG = mc.MetacontrollerConfig(width=16, latent_dim=4, gru_size=8, embed_size=8, encoder_hidden=16, switch_hidden=16,
+                              decoder_hidden=8, rank=4)
+B, T = 3, 12
+
+
+def params_and_inputs(seed=0, cfg=CFG):
+    k_init, k_e, k_noise = jax.random.split(jax.random.key(seed), 3)
+    params = mc.init(k_init, cfg)
+    # a non-trivial switch (its output layer starts at zero) and a visible controller
+    params["switch"]["out"]["w"] = jax.random.normal(jax.random.fold_in(k_init, 1), (cfg.switch_hidden, 1))
+    e = jax.random.normal(k_e, (B, T, cfg.width))
+    return params, e, jnp.ones((B, T), bool), k_noise
+
+
+def with_switch_bias(params, bias):
+    return {**params, "switch": {**params["switch"], "out": {"w": jnp.zeros_like(params["switch"]["out"]["w"]),
+                                                             "b": jnp.full(1, bias)}}}
+
+
+run = jax.jit(mc.sequence, static_argnames=("cfg", "sample"))
+dataclasses_replace = dataclasses.replace
+
+
+def test_sequence_equals_stepping_the_public_step_functions():
+    params, e, mask, key = params_and_inputs()
+    seq = run(params, CFG, e, mask, key)
+    noise = jax.random.normal(key, seq.mu.shape)  # the draw sequence() makes from the same key
+    s = mc.embed_sequence(params, e, mask)
+    h, z = jnp.zeros((B, CFG.gru_size)), jnp.zeros((B, CFG.latent_dim))
+    for t in range(T):
+        beta = jnp.ones(B) if t == 0 else mc.switch(params, e[:, t], h, z)
+        mu, log_std = mc.encode(params, e[:, t], h, s[:, t])
+        z = beta[:, None] * (mu + jnp.exp(log_std) * noise[:, t]) + (1 - beta[:, None]) * z
+        h = mc.gru_step(params, e[:, t], h)
+        np.testing.assert_allclose(seq.beta[:, t], beta, atol=1e-5)
+        np.testing.assert_allclose(seq.mu[:, t], mu, atol=1e-5)
+        np.testing.assert_allclose(seq.z[:, t], z, atol=1e-5)
+    a, b = mc.controller(params, seq.z, CFG)
+    np.testing.assert_allclose(seq.controlled, linear.apply(e, a, b), atol=1e-5)
+
+
+def test_beta_zero_holds_the_code_exactly_and_beta_one_is_forced_at_the_start():
+    params, e, mask, key = params_and_inputs()
+    seq = run(with_switch_bias(params, -1e4), CFG, e, mask, key)
+    assert np.all(np.asarray(seq.beta[:, 0]) == 1.0) and np.all(np.asarray(seq.beta[:, 1:]) == 0.0)
+    np.testing.assert_array_equal(seq.z, jnp.broadcast_to(seq.z[:, :1], seq.z.shape))
+    a, b = mc.controller(params, seq.z, CFG)
+    np.testing.assert_array_equal(linear.dense(a, b), jnp.broadcast_to(linear.dense(a, b)[:, :1], (B, T, 16, 16)))
+
+
+def test_beta_one_takes_a_fresh_code_every_step():
+    params, e, mask, key = params_and_inputs()
+    seq = run(params, CFG, e, mask, key, sample=False)
+    forced = run(params, dataclasses_replace(CFG, force_beta_one=True), e, mask, key, sample=False)
+    assert np.all(np.asarray(forced.beta) == 1.0)
+    np.testing.assert_allclose(forced.z, forced.mu, atol=1e-6)
+    assert not np.allclose(seq.z, seq.mu)  # the free gate integrates
+
+
+
+
+def test_kl_matches_the_closed_form_and_monte_carlo():
+    mu = jnp.array([0.3, -1.2, 0.0, 2.0])
+    log_std = jnp.array([-0.5, 0.2, 0.0, -1.0])
+    var = jnp.exp(2 * log_std)
+    closed = 0.5 * jnp.sum(var + mu**2 - 1 - jnp.log(var))
+    np.testing.assert_allclose(mc.kl_to_prior(mu, log_std), closed, rtol=1e-6)
+    x = mu + jnp.exp(log_std) * jax.random.normal(jax.random.key(0), (200_000, 4))
+    log_q = -0.5 * jnp.sum(((x - mu) / jnp.exp(log_std)) ** 2 + 2 * log_std + jnp.log(2 * jnp.pi), -1)
+    log_p = -0.5 * jnp.sum(x**2 + jnp.log(2 * jnp.pi), -1)
+    np.testing.assert_allclose(jnp.mean(log_q - log_p), closed, rtol=0.02)
+    assert float(mc.kl_to_prior(jnp.zeros(4), jnp.zeros(4))) == 0.0
+
+
+def without_future_summary(params):
+    """The encoder's weights on s zeroed: then only the embedder could see the future."""
+    w = params["encoder"]["hidden"]["w"]
+    return {**params, "encoder": {**params["encoder"], "hidden": {**params["encoder"]["hidden"],
+                                                                   "w": w.at[-CFG.embed_size:].set(0.0)}}}
+
+
+@pytest.mark.parametrize("t_future", [4, 9])
+def test_switch_gru_integration_and_decoder_are_causal(t_future):
+    params, e, mask, key = params_and_inputs(1)
+    params = without_future_summary(params)
+    perturbed = e.at[:, t_future:].add(3.0 * jax.random.normal(jax.random.key(5), e[:, t_future:].shape))
+    a, b = run(params, CFG, e, mask, key), run(params, CFG, perturbed, mask, key)
+    for name in ("beta", "z", "controlled"):
+        np.testing.assert_allclose(getattr(a, name)[:, :t_future], getattr(b, name)[:, :t_future], atol=1e-6)
+    assert not np.allclose(a.beta[:, t_future:], b.beta[:, t_future:])
+    # the GRU state each step reads is causal too
+    np.testing.assert_allclose(mc.gru_sequence(params, e)[:, :t_future + 1],
+                               mc.gru_sequence(params, perturbed)[:, :t_future + 1], atol=1e-6)
+
+
+def test_the_switch_reads_only_its_own_step_and_the_decoder_only_z():
+    """beta_t = switch(e_t, h_t-1, z_t-1): in the full (non-causal-encoder) sequence, a future
+    input can reach beta_t only through z_t-1; with z held, it cannot. U_t depends on z_t alone."""
+    params, e, mask, key = params_and_inputs(2)
+    seq = run(params, CFG, e, mask, key)
+    h_prev = mc.gru_sequence(params, e)
+    z_prev = jnp.concatenate([jnp.zeros_like(seq.z[:, :1]), seq.z[:, :-1]], 1)
+    beta = jax.vmap(lambda e_t, h, z: mc.switch(params, e_t, h, z), in_axes=1, out_axes=1)(e, h_prev, z_prev)
+    np.testing.assert_allclose(seq.beta[:, 1:], beta[:, 1:], atol=1e-5)
+    a1, b1 = mc.controller(params, seq.z, CFG)
+    a2, b2 = mc.controller(params, seq.z, CFG)  # no other input exists: a function of z_t only
+    np.testing.assert_array_equal(a1, a2)
+    np.testing.assert_allclose(seq.controlled - e, linear.apply(e, a1, b1) - e, atol=1e-5)
+
+
+def test_the_encoder_is_not_causal():
+    params, e, mask, key = params_and_inputs(3)
+    perturbed = e.at[:, -1].add(5.0)
+    a, b = run(params, CFG, e, mask, key), run(params, CFG, perturbed, mask, key)
+    assert not np.allclose(a.mu[:, 0], b.mu[:, 0], atol=1e-6)
+
+
+def test_the_sequence_embedding_ignores_padding():
+    params, e, _, _ = params_and_inputs(4)
+    mask = jnp.arange(T)[None, :] < jnp.array([[5], [T], [8]])
+    noisy = jnp.where(mask[..., None], e, 100.0)
+    np.testing.assert_allclose(jnp.where(mask[..., None], mc.embed_sequence(params, e, mask), 0),
+                               jnp.where(mask[..., None], mc.embed_sequence(params, noisy, mask), 0), atol=1e-5)
+
+
+def test_switch_bias_sets_the_initial_gate():
+    _, e, mask, key = params_and_inputs()
+    fresh = mc.init(jax.random.key(0), dataclasses_replace(CFG, switch_bias=-4.0))
+    seq = run(fresh, CFG, e, mask, key)
+    np.testing.assert_allclose(seq.beta[:, 1:], jax.nn.sigmoid(-4.0), rtol=1e-5)
