@@ -141,3 +141,11 @@ def test_switch_bias_sets_the_initial_gate():
     fresh = mc.init(jax.random.key(0), dataclasses_replace(CFG, switch_bias=-4.0))
     seq = run(fresh, CFG, e, mask, key)
     np.testing.assert_allclose(seq.beta[:, 1:], jax.nn.sigmoid(-4.0), rtol=1e-5)
+
+
+def test_gradients_stay_finite_when_the_embedders_gate_saturates():
+    """At a decay of exactly 1 (gate r = 0) sqrt(1 - a^2) has an infinite derivative."""
+    params, e, mask, key = params_and_inputs(5)
+    params["embedder"]["gates"]["b"] = jnp.full_like(params["embedder"]["gates"]["b"], -1e3)
+    grads = jax.grad(lambda p: run(p, CFG, e, mask, key).controlled.sum())(params)
+    assert all(np.all(np.isfinite(g)) for g in jax.tree.leaves(grads))

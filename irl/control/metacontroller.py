@@ -135,7 +135,9 @@ def embed_sequence(params: dict, e: jax.Array, mask: jax.Array) -> jax.Array:
     r, i = jnp.split(jax.nn.sigmoid(e @ p["gates"]["w"] + p["gates"]["b"]), 2, axis=-1)
     log_a = _DECAY_POWER * r * jax.nn.log_sigmoid(p["lam"])
     a = jnp.where(mask[..., None], jnp.exp(log_a), 1.0)
-    b = jnp.where(mask[..., None], jnp.sqrt(jnp.maximum(1 - jnp.exp(2 * log_a), 0.0)) * i * x, 0.0)
+    # sqrt(1 - a^2) via expm1, floored: at a = 1 in float32 the plain form is sqrt(0), whose
+    # infinite derivative turns into NaN gradients once a gate saturates
+    b = jnp.where(mask[..., None], jnp.sqrt(jnp.maximum(-jnp.expm1(2 * log_a), 1e-6)) * i * x, 0.0)
     combine = lambda later, earlier: (later[0] * earlier[0], earlier[0] * later[1] + earlier[1])
     _, s = jax.lax.associative_scan(combine, (a, b), axis=e.ndim - 2, reverse=True)
     return s
