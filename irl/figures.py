@@ -25,11 +25,7 @@ def plot_curves(path: str | Path, x: Sequence[float], curves: dict[str, Sequence
         ax.set_ylim(*ylim)
     if all(float(v).is_integer() for v in x):
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    _finish(fig, ax, path)
 
 
 def plot_beta_traces(path: str | Path, traces: dict[str, tuple], title: str) -> None:
@@ -57,9 +53,7 @@ def plot_beta_traces(path: str | Path, traces: dict[str, tuple], title: str) -> 
                 ax.set_xlabel("step t")
             ax.grid(alpha=0.3)
     fig.suptitle(f"{title} (dashed: true subgoal boundaries)", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    _finish(fig, None, path)
 
 
 def plot_rate_distortion(path: str | Path, curves: dict[str, tuple], points: dict[str, tuple] | None = None,
@@ -76,11 +70,7 @@ def plot_rate_distortion(path: str | Path, curves: dict[str, tuple], points: dic
     ax.set_xlabel("KL to the prior (nats per step): rate")
     ax.set_ylabel("action NLL (nats per step): distortion")
     ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    _finish(fig, ax, path)
 
 
 def plot_rl_curves(path: str | Path, curves: dict[str, dict[str, Sequence[float]]], title: str,
@@ -97,8 +87,14 @@ def plot_rl_curves(path: str | Path, curves: dict[str, dict[str, Sequence[float]
     ax.set_ylabel(ylabel)
     ax.set_ylim(-0.02, 1.02)
     ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend()
+    _finish(fig, ax, path)
+
+
+def _finish(fig, ax, path: str | Path) -> None:
+    """Grid and legend on a single-axes figure (ax None: the caller styled its axes), then save."""
+    if ax is not None:
+        ax.grid(alpha=0.3)
+        ax.legend()
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
