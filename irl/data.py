@@ -13,13 +13,14 @@ import jax.numpy as jnp
 from flax import struct
 
 from irl.envs.grid_pinpad import GridPinpad, GridPinpadParams, current_subgoal
-from irl.experts.grid_expert import grid_expert_action
+from irl.experts.grid_expert import grid_expert_actions
 
 
 @struct.dataclass
 class ExpertBatch:
     obs: jax.Array  # uint8 [B, T+1, obs_size]; after the episode ends, the last obs repeats
     actions: jax.Array  # int32 [B, T]; 0 on padding
+    optimal_actions: jax.Array  # int32 [B, T]: the noise-free expert's move in the same state (= actions at eps=0)
     mask: jax.Array  # bool [B, T]: step t was taken inside the episode
     subgoal: jax.Array  # int32 [B, T]: subgoal pursued when acting at t (probe label)
     progress: jax.Array  # int32 [B, T]: task colours visited before acting at t
@@ -35,15 +36,16 @@ def expert_episode(env: GridPinpad, params: GridPinpadParams, key: jax.Array, ep
 
     def step(carry, key):
         obs, state, done = carry
-        action = grid_expert_action(key, state, eps)
+        action, optimal = grid_expert_actions(key, state, eps)
         label, progress = current_subgoal(state), state.progress
         next_obs, next_state, _, next_done, info = env.step(key, state, action, params)
         keep = lambda new, old: jnp.where(done, old, new)
         carry = (keep(next_obs, obs), jax.tree.map(keep, next_state, state), done | next_done)
-        out = (next_obs, jnp.where(done, 0, action), ~done, label, progress, info["success"] & ~done)
+        out = (next_obs, jnp.where(done, 0, action), jnp.where(done, 0, optimal), ~done, label, progress,
+               info["success"] & ~done)
         return carry, out
 
-    (_, _, _), (next_obs, actions, mask, subgoal, progress, success) = jax.lax.scan(
+    (_, _, _), (next_obs, actions, optimal_actions, mask, subgoal, progress, success) = jax.lax.scan(
         step, (obs, state, jnp.array(False)), jax.random.split(run_key, max_steps)
     )
     # frozen steps repeat the last real observation
@@ -53,6 +55,7 @@ def expert_episode(env: GridPinpad, params: GridPinpadParams, key: jax.Array, ep
     return ExpertBatch(
         obs=jnp.concatenate([obs[None], next_obs], axis=0),
         actions=actions,
+        optimal_actions=optimal_actions,
         mask=mask,
         subgoal=subgoal,
         progress=progress,

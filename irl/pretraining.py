@@ -78,6 +78,9 @@ def make_optimizer(optim: ml_collections.ConfigDict, total_steps: int) -> optax.
     return optax.chain(optax.clip_by_global_norm(optim.grad_clip), adamw) if optim.grad_clip else adamw
 
 
+LABELS = ("taken", "optimal")  # which expert action a step is trained on (configs/grid.py)
+
+
 def validate(config: ml_collections.ConfigDict) -> None:
     """Clear errors for bad configs, before any compute."""
     def need(ok, message):
@@ -89,6 +92,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
     data, train, optim = config.data, config.train, config.optim
     need(data.batch >= 1, f"data.batch must be >= 1, got {data.batch}")
     need(0.0 <= data.eps <= 1.0, f"data.eps must be in [0, 1], got {data.eps}")
+    need(data.get("labels", "taken") in LABELS, f"data.labels must be one of {LABELS}, got {data.get('labels')!r}")
     need(1 <= data.max_episode_steps <= 100, f"data.max_episode_steps must be in 1..100, got {data.max_episode_steps}")
     need(data.pack_length >= 0, f"data.pack_length must be >= 0 (0: one episode per row), got {data.pack_length}")
     need(data.episodes_per_row >= 1, f"data.episodes_per_row must be >= 1, got {data.episodes_per_row}")
@@ -138,6 +142,8 @@ class Pretrainer:
     def tokens(self, key: jax.Array) -> TokenBatch:
         """A fresh training batch [batch, row_length] for one seed."""
         episodes = self.expert(key)
+        if self.config.data.get("labels", "taken") == "optimal":  # states from the noisy expert, moves from the clean one
+            episodes = episodes.replace(actions=episodes.optimal_actions)
         if self.packed:
             return pack_episodes(episodes, self.config.data.batch, self.config.data.pack_length)
         return episode_tokens(episodes)
@@ -154,13 +160,16 @@ class Pretrainer:
             "elapsed": jnp.float32(0.0),
         }
 
-    def _seed_step(self, params, opt_state, seed_key, step):
-        tokens = self.tokens(jax.random.fold_in(jax.random.fold_in(seed_key, 1), step))
+    def update(self, params, opt_state, tokens: TokenBatch):
+        """One optimiser step of one seed on a given batch: (params, opt_state, metrics)."""
         grad_fn = jax.value_and_grad(lambda p: sequence_loss(self.model, p, tokens, self.config.loss.obs_coef), has_aux=True)
         (loss, metrics), grads = grad_fn(params)
         updates, opt_state = self.optimizer.update(grads, opt_state, params)
         metrics = dict(metrics, loss=loss, grad_norm=optax.tree.norm(grads))
         return optax.apply_updates(params, updates), opt_state, metrics
+
+    def _seed_step(self, params, opt_state, seed_key, step):
+        return self.update(params, opt_state, self.tokens(jax.random.fold_in(jax.random.fold_in(seed_key, 1), step)))
 
     def chunk_fn(self):
         """jitted state -> (state, metrics [chunk_steps, seeds])."""

@@ -56,3 +56,25 @@ def test_render_state_and_episode(tmp_path, batch):
     assert render_state(state).shape == image.shape
     agent, colors, walls = decode_observation(batch.obs[0, 0])
     assert len({tuple(c) for c in np.concatenate([colors, walls, agent[None]])}) == 13
+
+
+
+def test_optimal_action_labels_match_taken_actions_without_noise_and_are_optimal_with_it():
+    from irl.envs.render import decode_observation
+    from irl.experts import optimal_actions
+
+    clean = jax.device_get(make_expert_data(ENV, PRETRAIN, 8)(jax.random.key(3)))
+    assert (clean.optimal_actions == clean.actions).all()
+
+    noisy = jax.device_get(make_expert_data(ENV, PRETRAIN, 8, eps=0.5, max_steps=40)(jax.random.key(4)))
+    mask = noisy.mask
+    assert (noisy.actions[mask] != noisy.optimal_actions[mask]).any()  # noise fired and changed moves
+    _, template = ENV.reset(jax.random.key(0), PRETRAIN)
+    optimal_at = jax.jit(optimal_actions)
+    for i in range(4):
+        task_id = int(noisy.task_id[i])
+        for t in range(int(mask[i].sum())):  # the state before step t, rebuilt from its observation
+            agent, colors, walls = decode_observation(noisy.obs[i, t])
+            state = template.replace(agent=agent, colors=colors, walls=walls, task=PRETRAIN.tasks[task_id],
+                                     task_len=PRETRAIN.task_lens[task_id], progress=noisy.progress[i, t])
+            assert bool(optimal_at(state)[noisy.optimal_actions[i, t]]), (i, t)

@@ -32,6 +32,7 @@ def test_paper_preset_is_the_papers_table():
 @pytest.mark.parametrize("field, value, message", [
     ("data.batch", 0, "data.batch"),
     ("data.eps", 1.5, "data.eps"),
+    ("data.labels", "noisy", "data.labels"),
     ("optim.schedule", "linear", "schedule"),
     ("train.chunk_steps", 7, "multiple"),
     ("model.encoder", "conv", "encoder"),
@@ -43,6 +44,19 @@ def test_bad_configs_fail_before_compute(field, value, message):
     config[section][name] = value
     with pytest.raises(ValueError, match=message):
         validate(config)
+
+
+def test_optimal_labels_train_on_the_clean_experts_moves():
+    config = tiny()
+    config.data.update(eps=0.5, labels="optimal")
+    key = jax.random.key(0)
+    optimal = Pretrainer(config).tokens(key)
+    config.data.labels = "taken"
+    taken = Pretrainer(config).tokens(key)
+    real = np.asarray(taken.mask)
+    # the same noisy episodes (same observations), labelled differently where noise fired
+    assert (np.asarray(optimal.obs) == np.asarray(taken.obs)).all() and (np.asarray(optimal.mask) == real).all()
+    assert (np.asarray(optimal.actions)[real] != np.asarray(taken.actions)[real]).any()
 
 
 def test_grid_obs_nll_is_zero_for_a_certain_prediction_and_log49_for_uniform():

@@ -29,6 +29,9 @@ def pretrain_config(preset: str) -> ml_collections.ConfigDict:
     c.data = ml_collections.ConfigDict(dict(
         batch=1024, eps=0.0, max_episode_steps=100, pack_length=0, episodes_per_row=1,
     ))
+    # labels: "taken" (the action the eps-noisy expert took) or "optimal" (the noise-free
+    # expert's move in the same state, so noisy steps teach recovery; equal at eps=0)
+    c.data.labels = "taken"
     c.loss = ml_collections.ConfigDict(dict(obs_coef=0.01))
     c.optim = ml_collections.ConfigDict(dict(
         lr=3e-4, weight_decay=0.03, b1=0.9, b2=0.999, schedule="constant", warmup_steps=0,

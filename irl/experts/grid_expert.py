@@ -79,10 +79,17 @@ def optimal_actions(state: GridPinpadState) -> jax.Array:
 
 def grid_expert_action(key: jax.Array, state: GridPinpadState, eps: float | jax.Array = 0.0) -> jax.Array:
     """int32 []: the expert's action. eps in [0, 1]: probability of a random safe action."""
+    return grid_expert_actions(key, state, eps)[0]
+
+
+def grid_expert_actions(key: jax.Array, state: GridPinpadState, eps: float | jax.Array = 0.0):
+    """(taken, optimal), int32 [] each: the action the eps-noisy expert takes, and the optimal
+    move it would have taken without noise (the same draw: equal whenever no noise fired)."""
     noise_key, optimal_key, safe_key = jax.random.split(key, 3)
     optimal = optimal_actions(state)
     safe = safe_actions(state)
     optimal = jnp.where(jnp.any(optimal), optimal, safe)  # unreachable target: wander safely
-    pick = lambda k, allowed: jax.random.categorical(k, jnp.where(allowed, 0.0, -jnp.inf))
+    pick = lambda k, allowed: jax.random.categorical(k, jnp.where(allowed, 0.0, -jnp.inf)).astype(jnp.int32)
     noisy = jax.random.uniform(noise_key) < eps
-    return jnp.where(noisy, pick(safe_key, safe), pick(optimal_key, optimal)).astype(jnp.int32)
+    best = pick(optimal_key, optimal)
+    return jnp.where(noisy, pick(safe_key, safe), best), best
