@@ -7,7 +7,6 @@ import statistics
 import time
 
 import jax
-import jax.numpy as jnp
 
 
 def time_call(fn, *args, repeats: int) -> float:

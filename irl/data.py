@@ -65,17 +65,26 @@ def expert_episode(env: GridPinpad, params: GridPinpadParams, key: jax.Array, ep
     )
 
 
+LABELS = ("taken", "optimal")
+
+
 def make_expert_data(
-    env: GridPinpad, params: GridPinpadParams, batch_size: int, eps: float = 0.0, max_steps: int | None = None
+    env: GridPinpad, params: GridPinpadParams, batch_size: int, eps: float = 0.0, max_steps: int | None = None,
+    labels: str = "taken",
 ) -> Callable[[jax.Array], ExpertBatch]:
     """A jitted function key -> ExpertBatch of `batch_size` expert episodes.
 
-    max_steps defaults to the environment's time limit (T = 100 for the grid).
+    max_steps defaults to the environment's time limit (T = 100 for the grid). `labels` says
+    which move `actions` holds: "taken", the eps-noisy expert's, or "optimal", the noise-free
+    expert's move in the same state (states from noisy rollouts, so that a model learns to
+    recover; the two agree at eps = 0).
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     if not 0.0 <= eps <= 1.0:
         raise ValueError(f"eps must be in [0, 1], got {eps}")
+    if labels not in LABELS:
+        raise ValueError(f"labels must be one of {LABELS}, got {labels!r}")
     max_steps = int(params.time_limit) if max_steps is None else max_steps
     if max_steps < 1:
         raise ValueError(f"max_steps must be >= 1, got {max_steps}")
@@ -83,7 +92,8 @@ def make_expert_data(
     @jax.jit
     def generate(key: jax.Array) -> ExpertBatch:
         keys = jax.random.split(key, batch_size)
-        return jax.vmap(lambda k: expert_episode(env, params, k, eps, max_steps))(keys)
+        batch = jax.vmap(lambda k: expert_episode(env, params, k, eps, max_steps))(keys)
+        return batch.replace(actions=batch.optimal_actions) if labels == "optimal" else batch
 
     return generate
 

@@ -44,7 +44,7 @@ import orbax.checkpoint as ocp
 from irl.control import compile as compile_
 from irl.control import metacontroller as mc
 from irl.control.discovered import Discovered
-from irl.data import ExpertBatch, TokenBatch, episode_tokens, make_expert_data
+from irl.data import ExpertBatch, TokenBatch, episode_tokens
 from irl.models.base import BaseModel, make_base_model
 from irl.pretraining import SCHEDULES, grid_obs_nll, load_pretrained, make_optimizer
 
@@ -155,10 +155,9 @@ class Discoverer:
         if not 0 <= self.layer <= self.model.n_layers:
             raise ValueError(f"bad discovery config: layer must be in 0..{self.model.n_layers}, got {self.layer}")
         self.seeds = jax.tree.leaves(self.base_params)[0].shape[0]
-        env, env_params, eps = self.pretrainer.env, self.pretrainer.env_params, self.pretrainer.config.data.eps
-        self.expert = make_expert_data(env, env_params, c.data.batch, eps, c.data.max_episode_steps)
-        self.held_out_data = make_expert_data(env, env_params, c.eval.episodes, eps)
-        self.progress_held_out_data = make_expert_data(env, env_params, c.eval.progress_episodes, eps)
+        self.expert = self.pretrainer.expert_data(c.data.batch, c.data.max_episode_steps)
+        self.held_out_data = self.pretrainer.expert_data(c.eval.episodes)
+        self.progress_held_out_data = self.pretrainer.expert_data(c.eval.progress_episodes)
         self.seed_keys = jax.random.split(jax.random.key(c.seed), self.seeds)
         self.eval_key = jax.random.key(c.seed + 1_000_003)
 

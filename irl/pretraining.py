@@ -25,7 +25,7 @@ import ml_collections
 import optax
 
 import irl.envs as envs
-from irl.data import TokenBatch, episode_tokens, make_expert_data, pack_episodes
+from irl.data import LABELS, TokenBatch, episode_tokens, make_expert_data, pack_episodes
 from irl.envs.grid_pinpad import GRID_SIZE, N_CHANNELS
 from irl.models.base import BaseModel, make_base_model
 from irl.rollout import run_base_model
@@ -76,9 +76,6 @@ def make_optimizer(optim: ml_collections.ConfigDict, total_steps: int) -> optax.
         )
     adamw = optax.adamw(lr, b1=optim.b1, b2=optim.b2, weight_decay=optim.weight_decay)
     return optax.chain(optax.clip_by_global_norm(optim.grad_clip), adamw) if optim.grad_clip else adamw
-
-
-LABELS = ("taken", "optimal")  # which expert action a step is trained on (configs/grid.py)
 
 
 def validate(config: ml_collections.ConfigDict) -> None:
@@ -136,14 +133,18 @@ class Pretrainer:
         data = c.data
         self.packed = data.pack_length > 0
         n_episodes = data.batch * (data.episodes_per_row if self.packed else 1)
-        self.expert = make_expert_data(self.env, self.env_params, n_episodes, data.eps, data.max_episode_steps)
+        self.expert = self.expert_data(n_episodes, data.max_episode_steps)
         self.row_length = data.pack_length if self.packed else data.max_episode_steps
+
+    def expert_data(self, batch_size: int, max_steps: int | None = None):
+        """key -> ExpertBatch: expert episodes as this model was trained on them (its eps and
+        labels), for pretraining, its evaluation and every later stage that reads the model."""
+        data = self.config.data
+        return make_expert_data(self.env, self.env_params, batch_size, data.eps, max_steps, data.get("labels", "taken"))
 
     def tokens(self, key: jax.Array) -> TokenBatch:
         """A fresh training batch [batch, row_length] for one seed."""
         episodes = self.expert(key)
-        if self.config.data.get("labels", "taken") == "optimal":  # states from the noisy expert, moves from the clean one
-            episodes = episodes.replace(actions=episodes.optimal_actions)
         if self.packed:
             return pack_episodes(episodes, self.config.data.batch, self.config.data.pack_length)
         return episode_tokens(episodes)
@@ -193,7 +194,7 @@ class Pretrainer:
         episodes of the pretraining tasks, one per row) and closed-loop success of the model
         acting alone (sampling) on any pretraining task and on the post-training task."""
         c = self.config
-        held_out = make_expert_data(self.env, self.env_params, c.eval.episodes, c.data.eps)
+        held_out = self.expert_data(c.eval.episodes)
         _, any_params = envs.make(c.env, tasks="any_pretrain")
         _, post_params = envs.make(c.env, tasks="post")
 

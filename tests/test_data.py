@@ -45,6 +45,8 @@ def test_bad_arguments_fail_before_compute():
         make_expert_data(ENV, PRETRAIN, 0)
     with pytest.raises(ValueError, match="eps"):
         make_expert_data(ENV, PRETRAIN, 4, eps=1.5)
+    with pytest.raises(ValueError, match="labels"):
+        make_expert_data(ENV, PRETRAIN, 4, labels="noisy")
 
 
 def test_render_state_and_episode(tmp_path, batch):
@@ -69,6 +71,8 @@ def test_optimal_action_labels_match_taken_actions_without_noise_and_are_optimal
     noisy = jax.device_get(make_expert_data(ENV, PRETRAIN, 8, eps=0.5, max_steps=40)(jax.random.key(4)))
     mask = noisy.mask
     assert (noisy.actions[mask] != noisy.optimal_actions[mask]).any()  # noise fired and changed moves
+    relabelled = make_expert_data(ENV, PRETRAIN, 8, eps=0.5, max_steps=40, labels="optimal")(jax.random.key(4))
+    assert (np.asarray(relabelled.obs) == noisy.obs).all() and (np.asarray(relabelled.actions) == noisy.optimal_actions).all()
     _, template = ENV.reset(jax.random.key(0), PRETRAIN)
     optimal_at = jax.jit(optimal_actions)
     for i in range(4):

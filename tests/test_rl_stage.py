@@ -5,7 +5,6 @@ Discovered; the end-to-end pipeline test runs all four)."""
 
 import json
 
-import jax
 import numpy as np
 
 from experiments.configs.grid import rl_config

@@ -12,7 +12,6 @@ from absl import logging
 import irl.envs as envs
 from irl.analysis.supervised_control import N_SUBGOALS, run_controlled, train_controllers
 from irl.control.linear import ControllerConfig
-from irl.data import make_expert_data
 from irl.envs.render import render_episode, save_png
 from irl.figures import plot_curves
 from irl.pretraining import load_pretrained
@@ -48,8 +47,7 @@ def control(config, pretrained: str | Path, workdir: str | Path) -> dict:
         raise ValueError(f"control.layers must lie in 0..{model.n_layers}, got {layers}")
     ctrl_cfg = ControllerConfig(width=model.width, code_dim=N_SUBGOALS, rank=cfg.rank, hidden=cfg.hidden)
     # training rows only as long as pretraining's (the rest of a 100-step row is padding)
-    episodes = make_expert_data(env, trainer.env_params, cfg.batch, trainer.config.data.eps,
-                                trainer.config.data.max_episode_steps)
+    episodes = trainer.expert_data(cfg.batch, trainer.config.data.max_episode_steps)
     _, post_params = envs.make(trainer.config.env, tasks="post")
     n_post_subgoals = int(post_params.task_lens[0]) // 2
     seeds = jax.tree.leaves(params)[0].shape[0]

@@ -9,7 +9,6 @@ import jax
 import numpy as np
 
 from irl.analysis.probes import evaluate_probes, train_probes
-from irl.data import make_expert_data
 from irl.figures import plot_curves
 from irl.pretraining import load_pretrained
 
@@ -19,9 +18,9 @@ def probe(config, pretrained: str | Path, workdir: str | Path) -> dict:
     if cfg.steps < 1 or cfg.batch < 1 or cfg.eval_episodes < 1:
         raise ValueError(f"probe.steps, probe.batch and probe.eval_episodes must be >= 1, got {cfg}")
     trainer, params = load_pretrained(pretrained)
-    model, env, env_params = trainer.model, trainer.env, trainer.env_params
-    episodes = make_expert_data(env, env_params, cfg.batch, trainer.config.data.eps, trainer.config.data.max_episode_steps)
-    held_out = make_expert_data(env, env_params, cfg.eval_episodes, trainer.config.data.eps)
+    model = trainer.model
+    episodes = trainer.expert_data(cfg.batch, trainer.config.data.max_episode_steps)
+    held_out = trainer.expert_data(cfg.eval_episodes)
     key = jax.random.key(config.seed)
     seeds = jax.tree.leaves(params)[0].shape[0]
 
