@@ -72,10 +72,18 @@ def measure(config, steps: int, repeats: int, peak: float) -> dict:
     seconds = time_call(lambda s: chunk(s)[1]["loss"], state, repeats=repeats) / steps
     data = jax.jit(trainer.tokens)
     data_seconds = time_call(data, jax.random.key(0), repeats=repeats)
-    # the model's step alone, on one fixed batch (what the PyTorch reference times)
+    # the model's steps alone, scanned like the chunk, on one fixed batch (what the PyTorch reference times)
     first_seed = jax.tree.map(lambda x: x[0], (state["params"], state["opt_state"]))
-    update = jax.jit(lambda p, o, t: trainer.update(p, o, t)[2]["loss"])
-    model_seconds = time_call(update, *first_seed, data(jax.random.key(2)), repeats=repeats)
+
+    @jax.jit
+    def model_chunk(params, opt_state, tokens):
+        def body(carry, _):
+            params, opt_state, metrics = trainer.update(*carry, tokens)
+            return (params, opt_state), metrics["loss"]
+
+        return jax.lax.scan(body, (params, opt_state), length=steps)
+
+    model_seconds = time_call(model_chunk, *first_seed, data(jax.random.key(2)), repeats=repeats) / steps
     real_fraction = float(data(jax.random.key(1)).mask.mean())
     tokens = trainer.tokens_per_step()
     flops = tokens * flops_per_token(trainer.model, trainer.row_length)
