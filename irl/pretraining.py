@@ -74,8 +74,18 @@ def make_optimizer(optim: ml_collections.ConfigDict, total_steps: int) -> optax.
         lr = optax.warmup_cosine_decay_schedule(
             0.0, optim.lr, max(optim.warmup_steps, 1), total_steps, end_value=optim.lr * optim.final_lr_fraction
         )
-    adamw = optax.adamw(lr, b1=optim.b1, b2=optim.b2, weight_decay=optim.weight_decay)
+    mask = None if optim.get("decay_biases", True) else decayed_weights
+    adamw = optax.adamw(lr, b1=optim.b1, b2=optim.b2, weight_decay=optim.weight_decay, mask=mask)
     return optax.chain(optax.clip_by_global_norm(optim.grad_clip), adamw) if optim.grad_clip else adamw
+
+
+NOT_DECAYED = ("b", "bias", "scale")  # biases and normalisation gains
+
+
+def decayed_weights(params):
+    """Weight-decay mask (`optim.decay_biases=False`) that leaves biases and normalisation
+    gains alone."""
+    return jax.tree_util.tree_map_with_path(lambda path, _: getattr(path[-1], "key", None) not in NOT_DECAYED, params)
 
 
 def validate(config: ml_collections.ConfigDict) -> None:

@@ -7,7 +7,7 @@ import pytest
 
 from experiments.configs.grid import pretrain_config
 from irl import training
-from irl.pretraining import Pretrainer, grid_obs_nll, validate
+from irl.pretraining import Pretrainer, grid_obs_nll, make_optimizer, validate
 
 
 def tiny(**train):
@@ -56,6 +56,19 @@ def test_optimal_labels_train_on_the_clean_experts_moves():
     # the same noisy episodes (same observations), labelled differently where noise fired
     assert (np.asarray(optimal.obs) == np.asarray(taken.obs)).all() and (np.asarray(optimal.mask) == real).all()
     assert (np.asarray(optimal.actions)[real] != np.asarray(taken.actions)[real]).any()
+
+
+@pytest.mark.parametrize("decay_biases", [True, False])
+def test_weight_decay_of_biases_and_gains_follows_the_config(decay_biases):
+    optim = pretrain_config("tiny").optim
+    optim.update(weight_decay=0.5, grad_clip=0.0, schedule="constant", warmup_steps=0, decay_biases=decay_biases)
+    params = {"layer": {"w": jnp.ones((2, 3)), "b": jnp.ones(3)}, "ln": {"scale": jnp.ones(3), "bias": jnp.ones(3)}}
+    optimizer = make_optimizer(optim, total_steps=10)
+    zero = jax.tree.map(jnp.zeros_like, params)
+    updates, _ = optimizer.update(zero, optimizer.init(params), params)  # no gradient: decay alone
+    moved = jax.tree.map(lambda u: bool((u != 0).any()), updates)
+    assert moved["layer"]["w"]
+    assert moved["layer"]["b"] == moved["ln"]["scale"] == moved["ln"]["bias"] == decay_biases
 
 
 def test_grid_obs_nll_is_zero_for_a_certain_prediction_and_log49_for_uniform():

@@ -35,7 +35,7 @@ def pretrain_config(preset: str) -> ml_collections.ConfigDict:
     c.loss = ml_collections.ConfigDict(dict(obs_coef=0.01))
     c.optim = ml_collections.ConfigDict(dict(
         lr=3e-4, weight_decay=0.03, b1=0.9, b2=0.999, schedule="constant", warmup_steps=0,
-        final_lr_fraction=1.0, grad_clip=0.0,
+        final_lr_fraction=1.0, grad_clip=0.0, decay_biases=True,  # False: no decay of biases and gains
     ))
     c.train = ml_collections.ConfigDict(dict(steps=256_000, chunk_steps=1000, eval_every=16_000))
     c.eval = ml_collections.ConfigDict(dict(episodes=1024))
@@ -96,7 +96,7 @@ def discover_config(preset: str) -> ml_collections.ConfigDict:
     c.data = ml_collections.ConfigDict(dict(batch=512, max_episode_steps=100))
     c.optim = ml_collections.ConfigDict(dict(
         lr=1e-3, weight_decay=0.03, b1=0.9, b2=0.999, schedule="constant", warmup_steps=0,
-        final_lr_fraction=1.0, grad_clip=0.0,
+        final_lr_fraction=1.0, grad_clip=0.0, decay_biases=True,  # False: no decay of biases and gains
     ))
     # the KL weight is 0 for kl_free_steps, then ramps linearly to alpha over kl_warmup_steps
     # (both 0: the paper's constant alpha)
