@@ -6,9 +6,10 @@ import jax.numpy as jnp
 
 from irl.envs import tasks as task_tables
 from irl.envs.grid_pinpad import GridPinpad, GridPinpadParams, GridPinpadState
+from irl.envs.pinpad import PinpadParams
 from irl.envs.wrappers import AutoResetVec
 
-ENV_NAMES = ("grid_pinpad",)
+ENV_NAMES = ("grid_pinpad", "ant_pinpad")
 TASK_MODES = ("pretrain", "post", "any_pretrain")
 
 
@@ -22,6 +23,10 @@ def make(name: str, tasks: str | tuple[str, ...] = "pretrain", time_limit: int |
     """
     if name == "grid_pinpad":
         env, pretrain, post, default_limit = GridPinpad(), task_tables.GRID_PRETRAIN_TASKS, task_tables.GRID_POST_TASKS, 100
+    elif name == "ant_pinpad":
+        from irl.envs.ant_pinpad import AntPinpad  # imports MuJoCo: only when asked for
+
+        env, pretrain, post, default_limit = AntPinpad(), task_tables.ANT_PRETRAIN_TASKS, task_tables.ANT_POST_TASKS, 500
     else:
         raise ValueError(f"unknown environment {name!r}; known: {', '.join(ENV_NAMES)}")
     if isinstance(tasks, str):
@@ -34,7 +39,7 @@ def make(name: str, tasks: str | tuple[str, ...] = "pretrain", time_limit: int |
     if time_limit < 1:
         raise ValueError(f"time_limit must be >= 1, got {time_limit}")
     rows, lens = task_tables.parse_tasks(table, env.n_colors)
-    params = GridPinpadParams(
+    params = PinpadParams(
         tasks=jnp.asarray(rows),
         task_lens=jnp.asarray(lens),
         time_limit=jnp.int32(time_limit),
@@ -43,4 +48,4 @@ def make(name: str, tasks: str | tuple[str, ...] = "pretrain", time_limit: int |
     return env, params
 
 
-__all__ = ["make", "AutoResetVec", "GridPinpad", "GridPinpadParams", "GridPinpadState"]
+__all__ = ["make", "AutoResetVec", "GridPinpad", "GridPinpadParams", "GridPinpadState", "PinpadParams"]

@@ -3,11 +3,7 @@
 Pure JAX: `reset` and `step` are jittable and vmappable functions of (key, state, params).
 The layout (8 colours, 4 walls, the agent) is redrawn at every reset; a layout on which the
 drawn task cannot be solved is redrawn inside the jitted reset, a bounded number of times.
-
-Which task is being solved is tracked as a set of *candidate* tasks: one task normally, every
-pretraining task in the `any_task` mode used to judge a policy that cannot know the latent task.
-A visit to colour c at progress p keeps the candidates whose p-th colour is c; none left is a
-failure, and a surviving candidate of length p+1 is a success. One rule serves both modes.
+Visits become progress, failure or success by the rule the pinpad worlds share (pinpad.py).
 """
 
 from __future__ import annotations
@@ -20,6 +16,7 @@ from flax import struct
 
 from irl.envs import grid_paths
 from irl.envs.bitboard import FLOOD_CHUNK, Bitboard
+from irl.envs.pinpad import PinpadParams, initial_candidates, visit_outcome
 from irl.envs.tasks import MAX_TASK_LEN
 
 GRID_SIZE = 7
@@ -32,12 +29,7 @@ COLORS_PER_SUBGOAL = 2  # subgoal k is the colour pair (2k, 2k+1)
 MAX_REDRAWS = 64  # at most ~19% of layouts fail, so 64 failures in a row has odds below 1e-45
 
 
-@struct.dataclass
-class GridPinpadParams:
-    tasks: jax.Array  # int32 [n_tasks, MAX_TASK_LEN], padded with -1
-    task_lens: jax.Array  # int32 [n_tasks]
-    time_limit: jax.Array  # int32 []
-    any_task: jax.Array  # bool []: succeed on completing any task of the table
+GridPinpadParams = PinpadParams
 
 
 @struct.dataclass
@@ -173,7 +165,7 @@ class GridPinpad:
         task, task_len = params.tasks[task_id], params.task_lens[task_id]
         agent, colors, walls = _draw_layout(jax.random.fold_in(layout_key, attempt))
         ok = solvable(agent, colors, walls, task, task_len, params.time_limit)
-        candidates = jnp.where(params.any_task, params.task_lens > 0, jnp.arange(n_tasks) == task_id)
+        candidates = initial_candidates(task_id, params)
         state = GridPinpadState(
             agent=agent,
             colors=colors,
@@ -216,13 +208,7 @@ class GridPinpad:
         visit = moved & jnp.any(on_color)
         color = jnp.argmax(on_color)
 
-        next_colors = jnp.take(params.tasks, state.progress, axis=1, mode="clip")  # [n_tasks]
-        consistent = state.candidates & (next_colors == color)
-        advance = visit & jnp.any(consistent)
-        failure = visit & ~advance
-        candidates = jnp.where(advance, consistent, state.candidates)
-        progress = state.progress + advance.astype(jnp.int32)
-        success = advance & jnp.any(candidates & (params.task_lens == progress))
+        progress, candidates, success, failure = visit_outcome(state.progress, state.candidates, visit, color, params)
         t = state.t + 1
         truncated = (t >= params.time_limit) & ~success & ~failure
         done = success | failure | truncated

@@ -1,8 +1,9 @@
-"""Pictures of GridPinpad states and episodes (RGB arrays and PNG files), drawn on the host.
+"""Pictures of pinpad states and episodes (RGB arrays and PNG files), drawn on the host.
 
-`render_state(state)` draws one state; `render_episode(obs, length)` draws a whole episode
-from its observations alone (the layout is read from the first one, the agent's path from
-all), so anything that produces observations, a dataset or a policy rollout, can be looked at.
+`render_state(state)` draws one GridPinpad state; `render_episode(obs, length)` draws a whole
+episode from its observations alone (the layout is read from the first one, the agent's path
+from all), so anything that produces observations, a dataset or a policy rollout, can be looked
+at. `render_ant(state, path_xy)` draws AntPinpad's arena from above with the torso's path.
 """
 
 from __future__ import annotations
@@ -46,12 +47,13 @@ def _centre(cell, size):
     return (cell[1] + 0.5) * size, HEADER + (cell[0] + 0.5) * size
 
 
-def _draw(colors, walls, path, header: str, cell: int) -> np.ndarray:
-    width = GRID_SIZE * cell
+def _draw(colors, walls, path, header: str, cell: int, grid_size: int = GRID_SIZE) -> np.ndarray:
+    """path: (row, col) per step, fractional for a continuous agent (cell centres at k + 0)."""
+    width = grid_size * cell
     image = Image.new("RGB", (width, width + HEADER), FLOOR)
     draw = ImageDraw.Draw(image)
     draw.text((4, 4), header, fill=AGENT)
-    for i in range(GRID_SIZE + 1):
+    for i in range(grid_size + 1):
         draw.line([(i * cell, HEADER), (i * cell, HEADER + width)], fill=GRIDLINE)
         draw.line([(0, HEADER + i * cell), (width, HEADER + i * cell)], fill=GRIDLINE)
 
@@ -96,6 +98,18 @@ def render_episode(obs: np.ndarray, length: int | None = None, title: str = "", 
     path = [agent] + [decode_observation(o)[0] for o in obs[1 : length + 1]]
     header = f"{title}  {length} steps" if title else f"{length} steps"
     return _draw(colors, walls, path, header, cell)
+
+
+def render_ant(state, path_xy: np.ndarray | None = None, cell: int = 80) -> np.ndarray:
+    """uint8 [H, W, 3]: an (unbatched) AntPinpadState's arena from above, the torso's path
+    path_xy [T, 2] (metres; default: where the torso is now) and the task on top."""
+    from irl.envs.ant_pinpad import CELL, GRID_SIZE as ANT_GRID, HALF
+
+    path_xy = np.asarray(state.physics.qpos[None, :2] if path_xy is None else path_xy)
+    path = (path_xy[:, ::-1] + HALF) / CELL - 0.5  # fractional (row, col)
+    task = [int(c) for c in np.asarray(state.task)[: int(state.task_len)]]
+    header = f"task {'-'.join(map(str, task))}  progress {int(state.progress)}  t={int(state.t)}"
+    return _draw(np.asarray(state.colors), np.asarray(state.walls), path, header, cell, ANT_GRID)
 
 
 def save_png(image: np.ndarray, path: str | Path) -> Path:
