@@ -6,7 +6,7 @@ export TF_CPP_MIN_LOG_LEVEL ?= 3
 export JAX_COMPILATION_CACHE_DIR ?= $(CURDIR)/.jax_cache
 export JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS ?= 0
 
-.PHONY: install install-bench test bench bench-train data pretrain reproduce clean
+.PHONY: install install-bench test bench bench-train bench-ant data pretrain reproduce clean
 
 ENV ?= grid
 PRESET ?= small
@@ -28,6 +28,10 @@ bench: install-bench
 
 bench-train:
 	$(PY) benchmarks/train_speed.py
+
+bench-ant:
+	$(PY) benchmarks/ant_throughput.py --devices 1
+	$(PY) benchmarks/ant_throughput.py --devices 2
 
 data:
 	$(PY) experiments/expert_data.py --workdir runs/expert-data
