@@ -41,7 +41,6 @@ def main() -> None:
 
     import brax.envs
     import jax
-    import jax.numpy as jnp
     from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
     import irl.envs as envs
