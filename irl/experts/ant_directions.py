@@ -1,0 +1,51 @@
+"""What the ant expert is told and rewarded by (SPEC.md section 3): for every cell of the 4x4
+grid, the direction of the grid-level shortest path to the next colour of the task, avoiding
+the wall and the other colours; and the reward, the torso's velocity along the direction of the
+cell it stands in. The PPO expert trained on these walks the grid the way GridPinpad's expert does.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from irl.envs import grid_paths
+from irl.envs.ant_pinpad import GRID_SIZE, AntPinpadState, cell_of
+
+N_DIRECTIONS = 4  # grid_paths.MOVES: 0 up (row-1), 1 right (col+1), 2 down (row+1), 3 left (col-1)
+DIRECTION_XY = grid_paths.MOVES[:, ::-1].astype(jnp.float32)  # (d_col, d_row) = (dx, dy): rows grow with y
+
+
+def path_directions(state: AntPinpadState) -> jax.Array:
+    """int32 [GRID_SIZE, GRID_SIZE]: per cell, the move (0..3) that starts a shortest path to the
+    next colour, or -1 on the target itself and where no path exists."""
+    target = state.colors[state.task[jnp.minimum(state.progress, state.task_len - 1)]]
+    others = jnp.any(state.colors != target, axis=-1)[:, None]  # every colour but the target
+    blocked_cells = jnp.concatenate([jnp.where(others, state.colors, target), state.walls])
+    blocked = grid_paths.cells_mask(blocked_cells, GRID_SIZE)
+    dist = grid_paths.distance_field(target, blocked)
+    # a path may start on a blocked cell (the colour just visited) but never step onto one
+    rows, cols = jnp.meshgrid(jnp.arange(GRID_SIZE), jnp.arange(GRID_SIZE), indexing="ij")
+    enterable = ~blocked | ((rows == target[0]) & (cols == target[1]))
+    padded = jnp.pad(jnp.where(enterable, dist, grid_paths.UNREACHABLE), 1, constant_values=grid_paths.UNREACHABLE)
+    neighbour = jnp.stack([padded[rows + 1 + dr, cols + 1 + dc] for dr, dc in grid_paths.MOVES.tolist()], -1)
+    best = jnp.argmin(neighbour, axis=-1).astype(jnp.int32)  # ties: the first move in MOVES order
+    useful = (dist > 0) & (dist < grid_paths.UNREACHABLE) & (jnp.min(neighbour, -1) == dist - 1)
+    return jnp.where(useful, best, -1)
+
+
+def direction_features(state: AntPinpadState) -> jax.Array:
+    """float32 [GRID_SIZE * GRID_SIZE * 4]: a one-hot of each cell's path direction (all zeros on
+    the target and where no path exists), appended to the observation for the expert."""
+    return jax.nn.one_hot(path_directions(state), N_DIRECTIONS).reshape(-1)
+
+
+def direction_reward(state: AntPinpadState) -> jax.Array:
+    """float32 []: the torso's velocity (m/s) along the path direction of its current cell; 0 on
+    the target, off the grid and where no path exists."""
+    cell = cell_of(state.physics.qpos[:2])
+    inside = jnp.all((cell >= 0) & (cell < GRID_SIZE))
+    safe = jnp.clip(cell, 0, GRID_SIZE - 1)
+    direction = path_directions(state)[safe[0], safe[1]]
+    along = state.physics.qvel[:2] @ DIRECTION_XY[jnp.maximum(direction, 0)]
+    return jnp.where(inside & (direction >= 0), along, 0.0)
