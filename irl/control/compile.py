@@ -38,7 +38,7 @@ _LOG_EPS = 1e-8
 
 
 @dataclasses.dataclass(frozen=True)
-class CompileConfig:
+class CompileConfig(linear.CodeDecoded):
     width: int  # D, the residual stream at the controlled layer
     obs_size: int
     latent_dim: int = 8
@@ -49,19 +49,12 @@ class CompileConfig:
     temperature: float = 1.0
 
     def __post_init__(self):
-        for name in ("width", "obs_size", "latent_dim", "hidden", "decoder_hidden"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"CompileConfig.{name} must be >= 1, got {getattr(self, name)}")
+        linear.require_positive(self, ("width", "obs_size", "latent_dim", "hidden", "decoder_hidden"))
         if self.max_segments < 2:
             raise ValueError(f"CompileConfig.max_segments must be >= 2, got {self.max_segments}")
         if self.temperature <= 0:
             raise ValueError(f"CompileConfig.temperature must be > 0, got {self.temperature}")
         self.decoder  # the controller's own checks (rank)
-
-    @property
-    def decoder(self) -> linear.ControllerConfig:
-        return linear.ControllerConfig(width=self.width, code_dim=self.latent_dim, rank=self.rank,
-                                       hidden=self.decoder_hidden)
 
 
 def init(key: jax.Array, cfg: CompileConfig) -> dict:

@@ -14,6 +14,13 @@ import jax
 import jax.numpy as jnp
 
 
+def require_positive(cfg, names) -> None:
+    """ValueError for the first field of `names` (of the dataclass cfg) that is below 1."""
+    for name in names:
+        if getattr(cfg, name) < 1:
+            raise ValueError(f"{type(cfg).__name__}.{name} must be >= 1, got {getattr(cfg, name)}")
+
+
 @dataclasses.dataclass(frozen=True)
 class ControllerConfig:
     width: int  # D, the residual stream
@@ -23,15 +30,22 @@ class ControllerConfig:
     init_scale: float = 0.1
 
     def __post_init__(self):
-        for name in ("width", "code_dim", "hidden"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"ControllerConfig.{name} must be >= 1, got {getattr(self, name)}")
+        require_positive(self, ("width", "code_dim", "hidden"))
         if self.rank is not None and not 1 <= self.rank <= self.width:
             raise ValueError(f"rank must be in 1..{self.width} or None (full), got {self.rank}")
 
     @property
     def n_outputs(self) -> int:
         return self.width * self.width if self.rank is None else 2 * self.width * self.rank
+
+
+class CodeDecoded:
+    """For configs whose latent code (`latent_dim`) steers the residual stream (`width`)
+    through a hypernetwork controller (`rank`, `decoder_hidden`)."""
+
+    @property
+    def decoder(self) -> ControllerConfig:
+        return ControllerConfig(width=self.width, code_dim=self.latent_dim, rank=self.rank, hidden=self.decoder_hidden)
 
 
 def init(key: jax.Array, cfg: ControllerConfig) -> dict:

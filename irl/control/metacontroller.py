@@ -38,7 +38,7 @@ from irl.control import linear
 
 
 @dataclasses.dataclass(frozen=True)
-class MetacontrollerConfig:
+class MetacontrollerConfig(linear.CodeDecoded):
     width: int  # D, the residual stream at the controlled layer
     latent_dim: int = 8  # z
     gru_size: int = 32  # h
@@ -52,16 +52,9 @@ class MetacontrollerConfig:
     encoder_log_std: float = 0.0  # initial log sigma of the encoder (ours): below 0, codes start informative
 
     def __post_init__(self):
-        for name in ("width", "latent_dim", "gru_size", "embed_size", "encoder_hidden", "switch_hidden",
-                     "decoder_hidden"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"MetacontrollerConfig.{name} must be >= 1, got {getattr(self, name)}")
+        linear.require_positive(self, ("width", "latent_dim", "gru_size", "embed_size", "encoder_hidden",
+                                       "switch_hidden", "decoder_hidden"))
         self.decoder  # the controller's own checks (rank)
-
-    @property
-    def decoder(self) -> linear.ControllerConfig:
-        return linear.ControllerConfig(width=self.width, code_dim=self.latent_dim, rank=self.rank,
-                                       hidden=self.decoder_hidden)
 
 
 _DECAY_POWER = 8.0  # Griffin's c: the gate r scales the log decay by up to this factor
