@@ -67,10 +67,18 @@ def main() -> None:
         return lambda: run(states, jax.random.key(1))
 
     env, params = envs.make("ant_pinpad")
-    pinpad = (lambda k: env.reset(k, params)[1],
-              lambda s, a: (lambda out: (out[1], out[2]))(env.step(None, s, a, params)))
     plain_env = brax.envs.get_environment("ant", backend="mjx")
-    plain = (plain_env.reset, lambda s, a: (lambda n: (n, n.reward))(plain_env.step(s, a)))
+
+    def pinpad_step(state, action):
+        _, state, reward, _, _ = env.step(None, state, action, params)
+        return state, reward
+
+    def plain_step(state, action):
+        state = plain_env.step(state, action)
+        return state, state.reward
+
+    pinpad = (lambda key: env.reset(key, params)[1], pinpad_step)
+    plain = (plain_env.reset, plain_step)
 
     rows = {}
     for name, (reset, step) in (("AntPinpad", pinpad), ("brax MJX ant", plain)):

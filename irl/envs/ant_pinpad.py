@@ -86,13 +86,14 @@ def symlog(x):
 def observation(state: AntPinpadState) -> jax.Array:
     """float32 [41]: symlog(qpos without the torso's x, y; qvel), the torso's x, y scaled to
     [-1, 1], its offsets to each colour cell's and the wall cell's centre scaled by the arena
-    size, and its position inside its cell (in cells, -0.5..0.5). No task, no progress."""
+    size, and its position inside its cell (in cells, -0.5..0.5; state.cell is the torso's cell,
+    kept by reset and step). No task, no progress."""
     qpos, qvel = state.physics.qpos, state.physics.qvel
     xy = qpos[:2]
     targets = cell_centre(jnp.concatenate([state.colors, state.walls]))  # [5, 2]
     return jnp.concatenate([
         symlog(qpos[2:]), symlog(qvel), xy / HALF, ((targets - xy) / (2 * HALF)).ravel(),
-        (xy - cell_centre(cell_of(xy))) / CELL,
+        (xy - cell_centre(state.cell)) / CELL,
     ])
 
 
