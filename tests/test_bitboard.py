@@ -41,3 +41,15 @@ def test_flood_stays_inside_passable_cells():
     seed = bb.from_cells(jnp.array([0, 0]))
     region = decode(jax.jit(bb.flood)(seed, passable), bb)
     assert region[:, :3].all() and not region[:, 3:].any()
+
+
+@given(st.sampled_from([4, 7]), st.tuples(st.integers(0, 6), st.integers(0, 6)),
+       st.lists(st.tuples(st.integers(0, 6), st.integers(0, 6)), max_size=20))
+def test_distance_field_fixed_rounds_equals_the_early_exit_loop(size, target, blocked_cells):
+    from irl.envs import grid_paths
+
+    target = jnp.array(target) % size
+    blocked = grid_paths.cells_mask(jnp.array(blocked_cells, jnp.int32).reshape(-1, 2) % size, size)
+    loop = grid_paths.distance_field(target, blocked, fixed_rounds=False)
+    unrolled = grid_paths.distance_field(target, blocked, fixed_rounds=True)
+    assert (np.asarray(loop) == np.asarray(unrolled)).all()

@@ -16,13 +16,21 @@ UNREACHABLE = 10_000
 MOVES = jnp.array([[-1, 0], [0, 1], [1, 0], [0, -1]], jnp.int32)
 
 
-def distance_field(target: jax.Array, blocked: jax.Array) -> jax.Array:
+def distance_field(target: jax.Array, blocked: jax.Array, fixed_rounds: bool | None = None) -> jax.Array:
     """Fewest moves from every cell to `target`.
 
     target: int32 [2] (row, col). blocked: bool [G, G], cells a path may not pass through or
     end on; the target itself is always enterable and a path may start on a blocked cell.
     Returns int32 [G, G]; UNREACHABLE where no path exists.
+
+    fixed_rounds: relax G*G - 1 times (the longest possible path), unrolled, instead of until
+    nothing changes. Same result. On accelerators it avoids a data-dependent loop, whose exit
+    test syncs with the host each round; on CPU the early exit is faster (AntPinpad's expert
+    training on 2 cores: 14.4k steps/s with the loop, 5.9k unrolled). None: unrolled on
+    every backend but the CPU.
     """
+    if fixed_rounds is None:
+        fixed_rounds = jax.default_backend() != "cpu"
     size = blocked.shape[0]
     rows, cols = jnp.meshgrid(jnp.arange(size), jnp.arange(size), indexing="ij")
     is_target = (rows == target[0]) & (cols == target[1])
@@ -36,6 +44,12 @@ def distance_field(target: jax.Array, blocked: jax.Array) -> jax.Array:
             jnp.minimum(through[1:-1, :-2], through[1:-1, 2:]),
         )
         return jnp.minimum(dist, jnp.minimum(best + 1, UNREACHABLE))
+
+    if fixed_rounds:
+        dist = start
+        for _ in range(size * size - 1):
+            dist = relax(dist)
+        return dist
 
     def body(carry):
         dist, _ = carry

@@ -34,18 +34,27 @@ def path_directions(state: AntPinpadState) -> jax.Array:
     return jnp.where(useful, best, -1)
 
 
-def direction_features(state: AntPinpadState) -> jax.Array:
+def direction_features(state: AntPinpadState, directions: jax.Array | None = None) -> jax.Array:
     """float32 [GRID_SIZE * GRID_SIZE * 4]: a one-hot of each cell's path direction (all zeros on
-    the target and where no path exists), appended to the observation for the expert."""
-    return jax.nn.one_hot(path_directions(state), N_DIRECTIONS).reshape(-1)
+    the target and where no path exists), appended to the observation for the expert.
+    `directions`: path_directions(state), when the caller has it already."""
+    directions = path_directions(state) if directions is None else directions
+    return jax.nn.one_hot(directions, N_DIRECTIONS).reshape(-1)
 
 
-def direction_reward(state: AntPinpadState) -> jax.Array:
+def direction_reward(state: AntPinpadState, directions: jax.Array | None = None) -> jax.Array:
     """float32 []: the torso's velocity (m/s) along the path direction of its current cell; 0 on
     the target, off the grid and where no path exists."""
+    directions = path_directions(state) if directions is None else directions
     cell = cell_of(state.physics.qpos[:2])
     inside = jnp.all((cell >= 0) & (cell < GRID_SIZE))
     safe = jnp.clip(cell, 0, GRID_SIZE - 1)
-    direction = path_directions(state)[safe[0], safe[1]]
+    direction = directions[safe[0], safe[1]]
     along = state.physics.qvel[:2] @ DIRECTION_XY[jnp.maximum(direction, 0)]
     return jnp.where(inside & (direction >= 0), along, 0.0)
+
+
+def guidance(state: AntPinpadState) -> tuple[jax.Array, jax.Array]:
+    """(direction_features, direction_reward) of one state, with one shortest-path search."""
+    directions = path_directions(state)
+    return direction_features(state, directions), direction_reward(state, directions)

@@ -1,0 +1,106 @@
+"""The ant expert's training environment, its fresh auto-resets, its weights on disk, its
+episodes, and a tiny run of brax's PPO through our trainer (resume included)."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import irl.envs as envs
+from irl.experts import ant_expert, ant_ppo
+from irl.experts.ant_directions import direction_features, direction_reward
+
+TINY = ant_expert.ExpertNetworks((8,), (8,))
+
+
+@pytest.fixture(scope="module")
+def untrained():
+    return ant_expert.AntExpert(TINY, ant_expert.initial_params(TINY, jax.random.key(0)), {"steps": 0})
+
+
+def test_training_env_observes_directions_and_is_rewarded_along_them():
+    env = ant_ppo.DirectionFollowing()
+    state = jax.jit(env.reset)(jax.random.PRNGKey(1))
+    assert state.obs.shape == (ant_expert.EXPERT_OBS_SIZE,)
+    assert np.allclose(state.obs[-64:], direction_features(state.pipeline_state))
+    state = jax.jit(env.step)(state, jnp.full(8, 0.5))
+    assert np.isclose(float(state.reward), float(direction_reward(state.pipeline_state)))
+    assert float(state.done) == 0.0 and set(ant_ppo.EPISODE_METRICS) <= set(state.metrics)
+
+
+def test_fresh_resets_draw_new_layouts_where_brax_would_replay_the_first():
+    env = ant_ppo.wrap_for_training(ant_ppo.DirectionFollowing(), episode_length=500)
+    state = jax.jit(env.reset)(jax.random.split(jax.random.PRNGKey(2), 8))  # brax: raw uint32 keys
+    first_colors = np.asarray(state.pipeline_state.colors)
+    # lift every torso out of its height range: each episode fails on the next step
+    qpos = state.pipeline_state.physics.qpos.at[:, 2].set(3.0)
+    lifted = state.replace(pipeline_state=state.pipeline_state.replace(
+        physics=state.pipeline_state.physics.replace(qpos=qpos)))
+    after = jax.jit(env.step)(lifted, jnp.zeros((8, 8)))
+    assert np.all(np.asarray(after.done) == 1.0) and np.all(np.asarray(after.pipeline_state.t) == 0)
+    assert np.all(np.asarray(after.metrics["failure"]) == 1.0)
+    assert not np.array_equal(np.asarray(after.pipeline_state.colors), first_colors)
+    assert np.all(np.asarray(after.pipeline_state.physics.qpos[:, 2]) < 1.0)  # standing again
+
+
+def test_weights_round_trip_through_disk(tmp_path, untrained):
+    ant_expert.save(tmp_path, untrained.params, TINY, {"steps": 7})
+    loaded = ant_expert.AntExpert.load(tmp_path)
+    assert loaded.networks == TINY and loaded.meta["steps"] == 7
+    obs = jax.random.normal(jax.random.key(3), (4, ant_expert.EXPERT_OBS_SIZE))
+    for deterministic in (True, False):
+        a = untrained.policy(deterministic)(obs, jax.random.key(4))
+        b = loaded.policy(deterministic)(obs, jax.random.key(4))
+        assert a.shape == (4, 8) and np.allclose(a, b) and np.all(np.abs(np.asarray(a)) <= 1.0)
+
+
+def test_loading_a_missing_expert_says_how_to_make_one(tmp_path):
+    with pytest.raises(FileNotFoundError, match="train_ant_expert"):
+        ant_expert.AntExpert.load(tmp_path)
+
+
+def test_episodes_are_padded_and_reproducible(untrained):
+    world, params = envs.make("ant_pinpad", time_limit=12)
+    run = jax.jit(lambda k: ant_expert.run_episodes(untrained, world, params, k, 6, deterministic=False))
+    episodes = run(jax.random.key(5))
+    assert episodes.obs.shape == (6, 13, 41) and episodes.actions.shape == (6, 12, 8)
+    mask, length = np.asarray(episodes.mask), np.asarray(episodes.length)
+    assert np.array_equal(mask.sum(1), length) and np.all(mask[:, :1])
+    assert np.all(np.diff(mask.astype(int), axis=1) <= 0)  # a prefix of steps
+    for i in np.flatnonzero(length < 12):  # after the end: actions 0, the last observation repeats
+        assert np.all(np.asarray(episodes.actions[i, length[i]:]) == 0)
+        assert np.allclose(episodes.obs[i, length[i] + 1:], episodes.obs[i, length[i]])
+    again = run(jax.random.key(5))
+    assert np.array_equal(np.asarray(again.actions), np.asarray(episodes.actions))
+    mean = jax.jit(lambda k: ant_expert.run_episodes(untrained, world, params, k, 6, deterministic=True))
+    assert not np.allclose(mean(jax.random.key(5)).actions[:, 0], episodes.actions[:, 0])
+
+
+def test_config_errors_are_clear():
+    with pytest.raises(ValueError, match="multiple of num_envs"):
+        ant_ppo.ExpertTrainConfig(num_envs=48, batch_size=16, num_minibatches=2)
+    with pytest.raises(ValueError, match="unknown ant expert preset"):
+        ant_ppo.preset("huge")
+    with pytest.raises(ValueError, match="policy_hidden"):
+        ant_expert.ExpertNetworks(policy_hidden=())
+
+
+def test_a_nonfinite_update_keeps_the_last_good_checkpoint(tmp_path, untrained):
+    ant_ppo.save_checkpoint(tmp_path, untrained.params, TINY, steps=10, seed=0)
+    broken = jax.tree.map(lambda x: x * jnp.nan if jnp.issubdtype(jnp.asarray(x).dtype, jnp.floating) else x,
+                          untrained.params)
+    with pytest.raises(FloatingPointError, match="last good checkpoint"):
+        ant_ppo.save_checkpoint(tmp_path, broken, TINY, steps=20, seed=0)
+    assert ant_expert.AntExpert.load(tmp_path).meta["steps"] == 10
+
+
+def test_tiny_training_run_checkpoints_and_resumes(tmp_path):
+    cfg = ant_ppo.preset("tiny")
+    params, finished = ant_ppo.train(cfg, tmp_path, log=lambda _: None)
+    assert finished and (tmp_path / "metrics.jsonl").exists()
+    trained = ant_expert.AntExpert.load(tmp_path / "latest")
+    assert trained.meta["steps"] >= cfg.num_timesteps
+    again, finished = ant_ppo.train(cfg, tmp_path, log=lambda _: None)  # nothing left to do
+    assert finished and all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(again), jax.tree.leaves(params)))
+    with pytest.raises(ValueError, match="another config"):
+        ant_ppo.train(ant_ppo.preset("tiny", seed=1), tmp_path)
