@@ -6,7 +6,7 @@ export TF_CPP_MIN_LOG_LEVEL ?= 3
 export JAX_COMPILATION_CACHE_DIR ?= $(CURDIR)/.jax_cache
 export JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS ?= 0
 
-.PHONY: install install-bench test bench bench-train bench-ant data pretrain reproduce clean
+.PHONY: install install-bench test bench bench-train bench-ant data ant-expert ant-expert-eval pretrain reproduce clean
 
 ENV ?= grid
 PRESET ?= small
@@ -36,8 +36,16 @@ bench-ant:
 data:
 	$(PY) experiments/expert_data.py --workdir runs/expert-data
 
+# the ant expert: trains (EXPERT_PRESET cpu|gpu) and exports over the shipped one; -eval judges the shipped one
+EXPERT_PRESET ?= cpu
+ant-expert:
+	$(PY) experiments/train_ant_expert.py --preset=$(EXPERT_PRESET) --workdir=runs/ant-expert-$(EXPERT_PRESET) --export=checkpoints/ant-expert
+
+ant-expert-eval:
+	$(PY) experiments/train_ant_expert.py --evaluate=checkpoints/ant-expert --workdir=runs/ant-expert-eval
+
 pretrain:
-	$(PY) experiments/pretrain.py --config=experiments/configs/grid.py:$(PRESET) --workdir=$(WORKDIR)/pretrain
+	$(PY) experiments/pretrain.py --config=experiments/configs/$(ENV).py:$(PRESET) --workdir=$(WORKDIR)/pretrain
 
 reproduce:
 	$(PY) experiments/reproduce.py --env=$(ENV) --preset=$(PRESET) --workdir=$(WORKDIR)

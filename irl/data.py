@@ -106,9 +106,9 @@ class TokenBatch:
     `segments` (the model attends, or recurs, only within a segment).
     """
 
-    obs: jax.Array  # uint8 [B, L, obs_size]: o_t
-    next_obs: jax.Array  # uint8 [B, L, obs_size]: o_t+1
-    actions: jax.Array  # int32 [B, L]
+    obs: jax.Array  # [B, L, obs_size]: o_t (uint8 on the grid, float32 on the ant)
+    next_obs: jax.Array  # [B, L, obs_size]: o_t+1
+    actions: jax.Array  # int32 [B, L] (grid moves) or float32 [B, L, 8] (ant torques)
     mask: jax.Array  # bool [B, L]: a real step (targets count)
     segments: jax.Array  # int32 [B, L]: episode index within the row
     subgoal: jax.Array  # int32 [B, L]
@@ -121,7 +121,7 @@ def episode_tokens(batch: ExpertBatch) -> TokenBatch:
         next_obs=batch.obs[:, 1:],
         actions=batch.actions,
         mask=batch.mask,
-        segments=jnp.zeros(batch.actions.shape, jnp.int32),
+        segments=jnp.zeros(batch.mask.shape, jnp.int32),
         subgoal=batch.subgoal,
     )
 

@@ -1,6 +1,9 @@
 """Pretraining the base model on expert behaviour (SPEC.md section 4).
 
-loss = mean over real steps of [ -log p(a_t | o_1..t) - lambda * log p(o_t+1 | o_1..t) ].
+loss = mean over real steps of [ -log p(a_t | o_1..t) - lambda * log p(o_t+1 | o_1..t) ],
+with the likelihoods of the environment's spaces (irl/spaces.py: softmax moves and the grid's
+object categoricals; Gaussian torques with learned variance and a unit-variance Gaussian
+observation on the ant).
 
 The observation likelihood for the grid ("grid_objects", ours): each of the 13 one-hot
 channels (8 colours, 4 walls, the agent) marks exactly one cell, so p(o_t+1) is a product of
@@ -8,9 +11,11 @@ channels (8 colours, 4 walls, the agent) marks exactly one cell, so p(o_t+1) is 
 [49 cells, 13 channels]). This is exact for every valid observation, unlike a per-cell
 categorical, which cannot express the agent standing on a colour.
 
-`Pretrainer(config)` builds everything from a config (experiments/configs/grid.py): the
-model, a jitted data source drawing fresh expert episodes every step, AdamW, and the pure
-`chunk` that runs `chunk_steps` steps for every seed at once (seeds are a vmapped axis).
+`Pretrainer(config)` builds everything from a config (experiments/configs/grid.py, ant.py): the
+model, the data (GridPinpad: a jitted generator drawing fresh expert episodes every step;
+AntPinpad: a set of the shipped expert's episodes made once, irl/ant_data.py, drawn from),
+AdamW, and the pure `chunk` that runs `chunk_steps` steps for every seed at once (seeds are a
+vmapped axis).
 """
 
 from __future__ import annotations
@@ -25,33 +30,30 @@ import ml_collections
 import optax
 
 import irl.envs as envs
+from irl import ant_data, spaces
 from irl.data import LABELS, TokenBatch, episode_tokens, make_expert_data, pack_episodes
-from irl.envs.grid_pinpad import GRID_SIZE, N_CHANNELS
 from irl.models.base import BaseModel, make_base_model
 from irl.rollout import run_base_model
 
 SCHEDULES = ("constant", "cosine")
+ENVS = ("grid_pinpad", "ant_pinpad")
+MAX_EPISODE_STEPS = {"grid_pinpad": 100, "ant_pinpad": 500}
+
+grid_obs_nll = spaces.GridObjectsObs().nll  # [..., 637] logits, one-hot target -> [...] nats
 
 
-def grid_obs_nll(logits: jax.Array, next_obs: jax.Array) -> jax.Array:
-    """[..., 637] logits and uint8 one-hot target -> [...] nats, summed over the 13 channels."""
-    shape = (*logits.shape[:-1], GRID_SIZE * GRID_SIZE, N_CHANNELS)
-    log_p = jax.nn.log_softmax(logits.reshape(shape), axis=-2)
-    return -(log_p * next_obs.reshape(shape)).sum((-1, -2))
-
-
-def sequence_loss(model: BaseModel, params, tokens: TokenBatch, obs_coef: float):
-    """Scalar loss and metrics over the real tokens of a TokenBatch."""
-    action_logits, obs_logits = model.forward(params, tokens.obs, tokens.segments)
+def sequence_loss(model: BaseModel, params, tokens: TokenBatch, obs_coef: float,
+                  action_space=spaces.CategoricalActions(), obs_space=spaces.GridObjectsObs()):
+    """Scalar loss and metrics over the real tokens of a TokenBatch: action_nll, obs_nll, the
+    action space's agreement metric (accuracy, or the torques' mse) and the token count."""
+    action_out, obs_out = model.forward(params, tokens.obs, tokens.segments)
     weight = tokens.mask.astype(jnp.float32)
     n = jnp.maximum(weight.sum(), 1.0)
-    action_nll = -jnp.take_along_axis(jax.nn.log_softmax(action_logits), tokens.actions[..., None], -1)[..., 0]
-    obs_nll = grid_obs_nll(obs_logits, tokens.next_obs)
-    correct = jnp.argmax(action_logits, -1) == tokens.actions
+    mean = lambda x: (x * weight).sum() / n
     metrics = {
-        "action_nll": (action_nll * weight).sum() / n,
-        "obs_nll": (obs_nll * weight).sum() / n,
-        "accuracy": (correct * weight).sum() / n,
+        "action_nll": mean(action_space.nll(action_out, tokens.actions)),
+        "obs_nll": mean(obs_space.nll(obs_out, tokens.next_obs)),
+        action_space.metric: mean(action_space.agreement(action_out, tokens.actions)),
         "tokens": weight.sum(),
     }
     return metrics["action_nll"] + obs_coef * metrics["obs_nll"], metrics
@@ -94,13 +96,24 @@ def validate(config: ml_collections.ConfigDict) -> None:
         if not ok:
             raise ValueError(f"bad pretraining config: {message}")
 
-    need(config.env == "grid_pinpad", f"env must be 'grid_pinpad' for now, got {config.env!r}")
+    need(config.env in ENVS, f"env must be one of {ENVS}, got {config.env!r}")
     need(config.seeds >= 1, f"seeds must be >= 1, got {config.seeds}")
     data, train, optim = config.data, config.train, config.optim
     need(data.batch >= 1, f"data.batch must be >= 1, got {data.batch}")
     need(0.0 <= data.eps <= 1.0, f"data.eps must be in [0, 1], got {data.eps}")
     need(data.get("labels", "taken") in LABELS, f"data.labels must be one of {LABELS}, got {data.get('labels')!r}")
-    need(1 <= data.max_episode_steps <= 100, f"data.max_episode_steps must be in 1..100, got {data.max_episode_steps}")
+    longest = MAX_EPISODE_STEPS[config.env]
+    need(1 <= data.max_episode_steps <= longest, f"data.max_episode_steps must be in 1..{longest}, got {data.max_episode_steps}")
+    if config.env == "ant_pinpad":
+        need(data.pack_length == 0, "data.pack_length must be 0 on the ant (one episode per row)")
+        need(data.eps == 0.0 and data.get("labels", "taken") == "taken", "the ant's data has no eps-noise or labels")
+        need(data.episodes >= 1, f"data.episodes must be >= 1, got {data.episodes}")
+    action_space, _ = spaces.for_env(config.env)
+    env_obs = envs.obs_size(config.env)
+    need(config.model.n_actions == action_space.head_size,
+         f"model.n_actions must be {action_space.head_size} for {config.env} (the action head's outputs), "
+         f"got {config.model.n_actions}")
+    need(config.model.obs_size == env_obs, f"model.obs_size must be {env_obs} for {config.env}, got {config.model.obs_size}")
     need(data.pack_length >= 0, f"data.pack_length must be >= 0 (0: one episode per row), got {data.pack_length}")
     need(data.episodes_per_row >= 1, f"data.episodes_per_row must be >= 1, got {data.episodes_per_row}")
     need(train.steps >= 1 and train.chunk_steps >= 1, "train.steps and train.chunk_steps must be >= 1")
@@ -111,6 +124,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
     need(0 <= optim.warmup_steps < train.steps, f"optim.warmup_steps must be in 0..train.steps-1, got {optim.warmup_steps}")
     need(config.loss.obs_coef >= 0, f"loss.obs_coef must be >= 0, got {config.loss.obs_coef}")
     need(config.eval.episodes >= 1, f"eval.episodes must be >= 1, got {config.eval.episodes}")
+    need(config.eval.get("max_steps", 0) >= 0, "eval.max_steps must be >= 0 (0: the environment's time limit)")
     need(config.model.arch in ("transformer", "hawk"), f"model.arch must be transformer or hawk, got {config.model.arch!r}")
     model_from_config(config.model)  # the model's own checks (sizes, encoder)
 
@@ -139,21 +153,41 @@ class Pretrainer:
         c = self.config
         self.model = model_from_config(c.model)
         self.env, self.env_params = envs.make(c.env)
+        self.action_space, self.obs_space = spaces.for_env(c.env)
         self.optimizer = make_optimizer(c.optim, c.train.steps)
         data = c.data
         self.packed = data.pack_length > 0
+        self.row_length = data.pack_length if self.packed else data.max_episode_steps
+        # the ant's episode sets (training, held out), made once; None on the grid
+        self.dataset, self.held_out = self._ant_datasets() if c.env == "ant_pinpad" else (None, None)
         n_episodes = data.batch * (data.episodes_per_row if self.packed else 1)
         self.expert = self.expert_data(n_episodes, data.max_episode_steps)
-        self.row_length = data.pack_length if self.packed else data.max_episode_steps
+
+    def _ant_datasets(self):
+        from irl.experts.ant_expert import AntExpert
+
+        c = self.config
+        expert = AntExpert.load(c.data.expert) if c.data.get("expert") else AntExpert.load()
+        key = jax.random.key(c.seed + 7)
+        episodes = ant_data.make_dataset(expert, c.data.episodes + c.eval.episodes, key)
+        split = lambda lo, hi: jax.tree.map(lambda x: x[lo:hi], episodes)
+        return split(0, c.data.episodes), split(c.data.episodes, None)
 
     def expert_data(self, batch_size: int, max_steps: int | None = None):
-        """key -> ExpertBatch: expert episodes as this model was trained on them (its eps and
-        labels), for pretraining, its evaluation and every later stage that reads the model."""
+        """key -> expert episodes as this model was trained on them (the grid: fresh ones with
+        its eps and labels; the ant: drawn from its training set), for pretraining, its
+        evaluation and every later stage that reads the model."""
         data = self.config.data
+        if self.dataset is not None:
+            steps = data.max_episode_steps if max_steps is None else max_steps
+            return lambda key, dataset=self.dataset: ant_data.draw(dataset, key, batch_size, steps)
         return make_expert_data(self.env, self.env_params, batch_size, data.eps, max_steps, data.get("labels", "taken"))
 
-    def tokens(self, key: jax.Array) -> TokenBatch:
-        """A fresh training batch [batch, row_length] for one seed."""
+    def tokens(self, key: jax.Array, dataset=None) -> TokenBatch:
+        """A fresh training batch [batch, row_length] for one seed (dataset: the ant's set,
+        passed in rather than closed over, so that it is an argument of the jitted chunk)."""
+        if dataset is not None:
+            return episode_tokens(ant_data.draw(dataset, key, self.config.data.batch, self.config.data.max_episode_steps))
         episodes = self.expert(key)
         if self.packed:
             return pack_episodes(episodes, self.config.data.batch, self.config.data.pack_length)
@@ -171,25 +205,30 @@ class Pretrainer:
             "elapsed": jnp.float32(0.0),
         }
 
+    def loss(self, params, tokens: TokenBatch, obs_coef: float):
+        return sequence_loss(self.model, params, tokens, obs_coef, self.action_space, self.obs_space)
+
     def update(self, params, opt_state, tokens: TokenBatch):
         """One optimiser step of one seed on a given batch: (params, opt_state, metrics)."""
-        grad_fn = jax.value_and_grad(lambda p: sequence_loss(self.model, p, tokens, self.config.loss.obs_coef), has_aux=True)
+        grad_fn = jax.value_and_grad(lambda p: self.loss(p, tokens, self.config.loss.obs_coef), has_aux=True)
         (loss, metrics), grads = grad_fn(params)
         updates, opt_state = self.optimizer.update(grads, opt_state, params)
         metrics = dict(metrics, loss=loss, grad_norm=optax.tree.norm(grads))
         return optax.apply_updates(params, updates), opt_state, metrics
 
-    def _seed_step(self, params, opt_state, seed_key, step):
-        return self.update(params, opt_state, self.tokens(jax.random.fold_in(jax.random.fold_in(seed_key, 1), step)))
+    def _seed_step(self, params, opt_state, seed_key, step, dataset):
+        key = jax.random.fold_in(jax.random.fold_in(seed_key, 1), step)
+        return self.update(params, opt_state, self.tokens(key, dataset))
 
     def chunk_fn(self):
         """jitted state -> (state, metrics [chunk_steps, seeds])."""
-        def chunk(state):
+        def chunk(state, dataset):
             keys = jax.random.wrap_key_data(state["seed_keys"])
 
             def body(carry, _):
                 params, opt_state, step = carry
-                params, opt_state, metrics = jax.vmap(self._seed_step, in_axes=(0, 0, 0, None))(params, opt_state, keys, step)
+                params, opt_state, metrics = jax.vmap(self._seed_step, in_axes=(0, 0, 0, None, None))(
+                    params, opt_state, keys, step, dataset)
                 return (params, opt_state, step + 1), metrics
 
             (params, opt_state, step), metrics = jax.lax.scan(
@@ -197,25 +236,30 @@ class Pretrainer:
             )
             return dict(state, params=params, opt_state=opt_state, step=step), metrics
 
-        return jax.jit(chunk)
+        jitted = jax.jit(chunk)
+        return lambda state: jitted(state, self.dataset)
 
     def evaluate_fn(self):
-        """jitted (params [seeds, ...], key) -> per-seed: held-out action accuracy (expert
-        episodes of the pretraining tasks, one per row) and closed-loop success of the model
-        acting alone (sampling) on any pretraining task and on the post-training task."""
+        """jitted (params [seeds, ...], key) -> per-seed: held-out teacher-forced agreement
+        (action accuracy, or the torques' mse) and nll on expert episodes of the pretraining
+        tasks, one per row, and closed-loop success of the model acting alone (sampling) on any
+        pretraining task and on the post-training task."""
         c = self.config
-        held_out = self.expert_data(c.eval.episodes)
+        fresh = self.expert_data(c.eval.episodes) if self.held_out is None else None
         _, any_params = envs.make(c.env, tasks="any_pretrain")
         _, post_params = envs.make(c.env, tasks="post")
+        max_steps = c.eval.get("max_steps", 0) or None
+        metric = self.action_space.metric
 
-        def one_seed(params, key):
+        def one_seed(params, key, held_out):
             k_data, k_any, k_post = jax.random.split(key, 3)
-            tokens = episode_tokens(held_out(k_data))
-            _, metrics = sequence_loss(self.model, params, tokens, 0.0)
-            any_task = run_base_model(self.model, params, self.env, any_params, k_any, c.eval.episodes)
-            post = run_base_model(self.model, params, self.env, post_params, k_post, c.eval.episodes)
+            episodes = fresh(k_data) if held_out is None else ant_data.crop(held_out, c.data.max_episode_steps)
+            _, metrics = self.loss(params, episode_tokens(episodes), 0.0)
+            run = lambda env_params, k: run_base_model(self.model, params, self.env, env_params, k, c.eval.episodes,
+                                                       max_steps=max_steps, action_space=self.action_space)
+            any_task, post = run(any_params, k_any), run(post_params, k_post)
             return {
-                "eval/action_accuracy": metrics["accuracy"],
+                f"eval/action_{metric}": metrics[metric],
                 "eval/action_nll": metrics["action_nll"],
                 "eval/success_any_pretrain_task": any_task.success.mean(),
                 "eval/success_post_task": post.success.mean(),
@@ -223,10 +267,10 @@ class Pretrainer:
             }
 
         @jax.jit
-        def evaluate(params, key):
-            return jax.vmap(one_seed, in_axes=(0, None))(params, key)
+        def evaluate(params, key, held_out):
+            return jax.vmap(one_seed, in_axes=(0, None, None))(params, key, held_out)
 
-        return evaluate
+        return lambda params, key: evaluate(params, key, self.held_out)
 
     def tokens_per_step(self) -> int:
         return self.config.seeds * self.config.data.batch * self.row_length

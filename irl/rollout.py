@@ -10,6 +10,7 @@ import jax.numpy as jnp
 from flax import struct
 
 from irl.models.base import BaseModel
+from irl.spaces import CategoricalActions
 
 
 @struct.dataclass
@@ -22,12 +23,14 @@ class Episodes:
 
 def run_base_model(model: BaseModel, params, env, env_params, key: jax.Array, n_episodes: int,
                    greedy: bool = False, max_steps: int | None = None, layer: int = 0,
-                   steer: Callable[[jax.Array, object], jax.Array] | None = None, record: bool = False) -> Episodes:
-    """`n_episodes` episodes in parallel, actions sampled from the model (argmax if greedy).
+                   steer: Callable[[jax.Array, object], jax.Array] | None = None, record: bool = False,
+                   action_space=CategoricalActions()) -> Episodes:
+    """`n_episodes` episodes in parallel, actions sampled from the model (its mode if greedy);
+    action_space (irl/spaces.py) reads the action head: the grid's moves by default.
 
     steer(e [N, D], env_state) -> e replaces the residual stream at `layer` before the upper
     blocks run (a controller); None leaves the model alone. Pure and jittable (model, env,
-    n_episodes, greedy, max_steps, layer, steer and record static). record=True also returns
+    n_episodes, greedy, max_steps, layer, steer, record and action_space static). record=True also returns
     the observations, for rendering."""
     max_steps = int(env_params.time_limit) if max_steps is None else max_steps
     reset_key, run_key = jax.random.split(key)
@@ -41,7 +44,7 @@ def run_base_model(model: BaseModel, params, env, env_params, key: jax.Array, n_
         if steer is not None:
             e = steer(e, state)
         (logits, _), cache = model.upper_step(params, cache, e, layer)
-        action = jnp.argmax(logits, -1) if greedy else jax.random.categorical(act_key, logits)
+        action = action_space.mode(logits) if greedy else action_space.sample(act_key, logits)
         next_obs, next_state, _, next_done, info = jax.vmap(env.step, in_axes=(0, 0, 0, None))(
             jax.random.split(env_key, n_episodes), state, action, env_params
         )

@@ -72,8 +72,16 @@ def test_episodes_are_padded_and_reproducible(untrained):
         assert np.allclose(episodes.obs[i, length[i] + 1:], episodes.obs[i, length[i]])
     again = run(jax.random.key(5))
     assert np.array_equal(np.asarray(again.actions), np.asarray(episodes.actions))
-    mean = jax.jit(lambda k: ant_expert.run_episodes(untrained, world, params, k, 6, deterministic=True))
-    assert not np.allclose(mean(jax.random.key(5)).actions[:, 0], episodes.actions[:, 0])
+
+
+def test_the_mean_action_is_the_tanh_of_the_mean_and_samples_spread_around_it(untrained):
+    obs = jax.random.normal(jax.random.key(6), (2, ant_expert.EXPERT_OBS_SIZE))
+    mean = untrained.policy(True)(obs, jax.random.key(0))
+    samples = jax.vmap(lambda k: untrained.policy(False)(obs, k))(jax.random.split(jax.random.key(1), 2000))
+    assert np.array_equal(np.asarray(mean), np.asarray(untrained.policy(True)(obs, jax.random.key(9))))
+    assert not np.allclose(samples[0], mean) and np.asarray(samples).std(0).min() > 0.05
+    # tanh of a Gaussian: the median sample is the mean action
+    np.testing.assert_allclose(np.median(np.asarray(samples), axis=0), mean, atol=0.1)
 
 
 def test_config_errors_are_clear():
@@ -104,3 +112,22 @@ def test_tiny_training_run_checkpoints_and_resumes(tmp_path):
     assert finished and all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(again), jax.tree.leaves(params)))
     with pytest.raises(ValueError, match="another config"):
         ant_ppo.train(ant_ppo.preset("tiny", seed=1), tmp_path)
+
+
+def test_end_causes_read_the_last_state():
+    from test_ant_pinpad import place, scripted
+
+    state, _ = scripted(colors=((0, 0), (0, 1), (0, 2), (0, 3)), wall=(3, 3))
+    finals = [place(state, (0, 2)), place(state, (0, 1)), place(state, (3, 3)), place(state, (1, 1), offset=(5.0, 0.0)),
+              place(state, (1, 1), height=0.1), place(state, (1, 1))]
+    n, steps = len(finals), 10
+    final = jax.tree.map(lambda *xs: jnp.stack(xs), *finals)
+    success = jnp.array([True, False, False, False, False, False])
+    length = jnp.array([4, 5, 6, 7, 8, steps])
+    episodes = ant_expert.AntEpisodes(
+        obs=jnp.zeros((n, steps + 1, 41)), actions=jnp.zeros((n, steps, 8)),
+        mask=jnp.arange(steps)[None] < length[:, None], subgoal=jnp.zeros((n, steps), jnp.int32),
+        progress=jnp.zeros((n, steps), jnp.int32), xy=jnp.zeros((n, steps + 1, 2)), task_id=jnp.zeros(n, jnp.int32),
+        success=success, length=length, final=final)
+    causes = [ant_expert.END_CAUSES[i] for i in np.asarray(ant_expert.end_causes(episodes))]
+    assert causes == ["success", "wrong_colour", "wall", "off_grid", "fallen", "time_limit"]

@@ -13,6 +13,17 @@ ENV_NAMES = ("grid_pinpad", "ant_pinpad")
 TASK_MODES = ("pretrain", "post", "any_pretrain")
 
 
+def obs_size(name: str) -> int:
+    """The observation size of an environment (AntPinpad's needs MuJoCo, imported only then)."""
+    if name == "grid_pinpad":
+        return GridPinpad.obs_size
+    if name == "ant_pinpad":
+        from irl.envs.ant_pinpad import OBS_SIZE
+
+        return OBS_SIZE
+    raise ValueError(f"unknown environment {name!r}; known: {', '.join(ENV_NAMES)}")
+
+
 def make(name: str, tasks: str | tuple[str, ...] = "pretrain", time_limit: int | None = None):
     """Build an environment and its params.
 

@@ -123,6 +123,7 @@ class AntEpisodes:
     task_id: jax.Array  # int32 [N]
     success: jax.Array  # bool [N]
     length: jax.Array  # int32 [N]: steps taken
+    final: AntPinpadState  # [N]: each episode's last state (its layout and task, for render_ant)
 
 
 def run_episodes(expert: AntExpert, world, world_params, key: jax.Array, n_episodes: int,
@@ -154,12 +155,32 @@ def run_episodes(expert: AntExpert, world, world_params, key: jax.Array, n_episo
     return AntEpisodes(
         obs=first(obs, next_obs), actions=jnp.swapaxes(actions, 0, 1), mask=mask, subgoal=subgoal.T,
         progress=progress.T, xy=first(state.physics.qpos[:, :2], xy), task_id=state.task_id,
-        success=success.any(axis=0), length=mask.sum(axis=1).astype(jnp.int32))
+        success=success.any(axis=0), length=mask.sum(axis=1).astype(jnp.int32), final=final)
+
+
+END_CAUSES = ("success", "wrong_colour", "wall", "off_grid", "fallen", "time_limit")
+
+
+def end_causes(episodes: AntEpisodes) -> jax.Array:
+    """int32 [N]: why each episode ended, an index into END_CAUSES, read from its last state
+    (the rules of AntPinpad.move_to, checked in the same order)."""
+    from irl.envs.ant_pinpad import HEIGHT_RANGE, cell_of
+
+    final = episodes.final
+    qpos = final.physics.qpos
+    cell = cell_of(qpos[:, :2])
+    off_grid = jnp.any((cell < 0) | (cell >= GRID_SIZE), axis=-1)
+    in_wall = jnp.any(jnp.all(final.walls == cell[:, None], axis=-1), axis=-1)
+    fallen = (qpos[:, 2] < HEIGHT_RANGE[0]) | (qpos[:, 2] > HEIGHT_RANGE[1])
+    timed_out = episodes.length >= episodes.mask.shape[1]
+    cause = jnp.select([episodes.success, off_grid, in_wall, fallen, timed_out], [0, 3, 2, 4, 5], default=1)
+    return cause.astype(jnp.int32)
 
 
 def success_rates(expert: AntExpert, key: jax.Array, n_episodes: int, chunk: int = 256) -> dict:
     """The expert's success with its mean action on fresh episodes of the pretraining tasks and
-    of the post-training task (SPEC.md: the paper's expert, 0.8 and 0.7)."""
+    of the post-training task (SPEC.md: the paper's expert, 0.8 and 0.7), the colours it
+    visits, how its episodes end (END_CAUSES) and how many end within 50 steps."""
     import irl.envs
 
     out = {"episodes": n_episodes}
@@ -167,11 +188,16 @@ def success_rates(expert: AntExpert, key: jax.Array, n_episodes: int, chunk: int
         world, world_params = irl.envs.make("ant_pinpad", tasks=tasks)
         run = jax.jit(lambda k, n: run_episodes(expert, world, world_params, k, n, deterministic=True),
                       static_argnums=1)
-        success, visits = [], []
+        success, visits, causes, lengths = [], [], [], []
         for i, first in enumerate(range(0, n_episodes, chunk)):
             episodes = run(jax.random.fold_in(key, i), min(chunk, n_episodes - first))
             success.append(episodes.success)
             visits.append(episodes.progress.max(axis=1) + episodes.success)  # progress before the final visit
+            causes.append(end_causes(episodes))
+            lengths.append(episodes.length)
+        causes = jnp.concatenate(causes)
         out[f"success_{tasks}"] = float(jnp.concatenate(success).mean())
         out[f"colours_visited_{tasks}"] = float(jnp.concatenate(visits).mean())
+        out[f"ended_by_{tasks}"] = {name: float((causes == i).mean()) for i, name in enumerate(END_CAUSES)}
+        out[f"ended_within_50_steps_{tasks}"] = float((jnp.concatenate(lengths) <= 50).mean())
     return out

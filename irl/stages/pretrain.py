@@ -59,7 +59,8 @@ def pretrain(config, workdir: str | Path, progress: bool = True) -> dict:
             minutes,
             {"any pretraining task": [np.mean(r["eval/success_any_pretrain_task"]) for r in evals],
              "post-training task": [np.mean(r["eval/success_post_task"]) for r in evals],
-             "held-out action accuracy": [np.mean(r["eval/action_accuracy"]) for r in evals]},
+             **({"held-out action accuracy": [np.mean(r["eval/action_accuracy"]) for r in evals]}
+                if "eval/action_accuracy" in evals[0] else {})},
             xlabel="training time (minutes)",
             ylabel="rate",
             title=f"Base model acting alone (sampling), {config.seeds} seed(s)",

@@ -1,0 +1,65 @@
+"""AntPinpad configs: `--config=experiments/configs/ant.py:<preset>`, preset in tiny|small|paper.
+
+- paper: SPEC.md section 4 for the ant (Hawk, 8 layers, width 256, 8 heads, MLP 512,
+  lambda = 10, 204.8k steps x batch 512, AdamW 3e-4, wd 0.03), for accelerators.
+- small: the CPU reproduction: a 4-layer Hawk of width 128 on the first 200 steps of 2,048
+  expert episodes.
+- tiny: seconds; the end-to-end test.
+
+The data are episodes of the shipped ant expert (checkpoints/ant-expert, or `data.expert`) with
+sampled actions, made once per run (irl/ant_data.py). The action head emits a mean and a log
+standard deviation per torque, so `model.n_actions` is 16 (irl/spaces.py).
+"""
+
+from __future__ import annotations
+
+import ml_collections
+
+PRESETS = ("tiny", "small", "paper")
+
+
+def pretrain_config(preset: str) -> ml_collections.ConfigDict:
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; known: {', '.join(PRESETS)}")
+    c = ml_collections.ConfigDict()
+    c.env = "ant_pinpad"
+    c.seed = 0
+    c.seeds = 10
+    c.model = ml_collections.ConfigDict(dict(
+        arch="hawk", obs_size=41, n_actions=16, n_layers=8, width=256, n_heads=8, mlp_width=512, init_scale=0.1,
+        encoder="linear",
+    ))
+    # episodes: the training set's size; expert: "" = the shipped expert
+    c.data = ml_collections.ConfigDict(dict(
+        batch=512, eps=0.0, max_episode_steps=500, pack_length=0, episodes_per_row=1, episodes=65_536, expert="",
+    ))
+    c.data.labels = "taken"
+    c.loss = ml_collections.ConfigDict(dict(obs_coef=10.0))
+    c.optim = ml_collections.ConfigDict(dict(
+        lr=3e-4, weight_decay=0.03, b1=0.9, b2=0.999, schedule="constant", warmup_steps=0,
+        final_lr_fraction=1.0, grad_clip=0.0, decay_biases=True,
+    ))
+    c.train = ml_collections.ConfigDict(dict(steps=204_800, chunk_steps=1024, eval_every=20_480))
+    # episodes: held-out episodes and closed-loop episodes per task set; max_steps 0 = T (500)
+    c.eval = ml_collections.ConfigDict(dict(episodes=256, max_steps=0))
+
+    if preset == "small":
+        c.seeds = 1
+        c.model.update(n_layers=4, width=128, n_heads=4, mlp_width=256)
+        c.data.update(batch=32, max_episode_steps=200, episodes=2048)
+        c.optim.update(lr=1e-3, schedule="cosine", warmup_steps=100, final_lr_fraction=0.05, grad_clip=1.0)
+        c.train.update(steps=2000, chunk_steps=100, eval_every=500)
+        c.eval.episodes = 64
+    elif preset == "tiny":
+        c.seeds = 2
+        c.model.update(n_layers=2, width=32, n_heads=2, mlp_width=64)
+        c.data.update(batch=4, max_episode_steps=24, episodes=8)
+        c.optim.update(lr=3e-3, schedule="cosine", warmup_steps=5, final_lr_fraction=0.1, grad_clip=1.0)
+        c.train.update(steps=20, chunk_steps=10, eval_every=10)
+        c.eval.update(episodes=4, max_steps=24)
+    return c
+
+
+def get_config(preset: str = "small") -> ml_collections.ConfigDict:
+    """The pretraining config (what `--config=experiments/configs/ant.py:<preset>` loads)."""
+    return pretrain_config(preset)
