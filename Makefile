@@ -20,8 +20,9 @@ install:
 install-bench: install
 	$(PY) -m pip install --quiet -e '.[dev,bench]'
 
+# two workers, whole test files each (module fixtures built once): compiles overlap
 test:
-	$(PY) -m pytest
+	$(PY) -m pytest -n 2 --dist loadfile
 
 bench: install-bench
 	$(PY) benchmarks/env_throughput.py

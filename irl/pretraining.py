@@ -108,12 +108,6 @@ def validate(config: ml_collections.ConfigDict) -> None:
         need(data.pack_length == 0, "data.pack_length must be 0 on the ant (one episode per row)")
         need(data.eps == 0.0 and data.get("labels", "taken") == "taken", "the ant's data has no eps-noise or labels")
         need(data.episodes >= 1, f"data.episodes must be >= 1, got {data.episodes}")
-    action_space, _ = spaces.for_env(config.env)
-    env_obs = envs.obs_size(config.env)
-    need(config.model.n_actions == action_space.head_size,
-         f"model.n_actions must be {action_space.head_size} for {config.env} (the action head's outputs), "
-         f"got {config.model.n_actions}")
-    need(config.model.obs_size == env_obs, f"model.obs_size must be {env_obs} for {config.env}, got {config.model.obs_size}")
     need(data.pack_length >= 0, f"data.pack_length must be >= 0 (0: one episode per row), got {data.pack_length}")
     need(data.episodes_per_row >= 1, f"data.episodes_per_row must be >= 1, got {data.episodes_per_row}")
     need(train.steps >= 1 and train.chunk_steps >= 1, "train.steps and train.chunk_steps must be >= 1")
@@ -126,7 +120,11 @@ def validate(config: ml_collections.ConfigDict) -> None:
     need(config.eval.episodes >= 1, f"eval.episodes must be >= 1, got {config.eval.episodes}")
     need(config.eval.get("max_steps", 0) >= 0, "eval.max_steps must be >= 0 (0: the environment's time limit)")
     need(config.model.arch in ("transformer", "hawk"), f"model.arch must be transformer or hawk, got {config.model.arch!r}")
-    model_from_config(config.model)  # the model's own checks (sizes, encoder)
+    model = model_from_config(config.model).cfg  # the model's own checks (sizes, encoder)
+    head, env_obs = spaces.for_env(config.env)[0].head_size, envs.obs_size(config.env)
+    need(model.n_actions == head, f"model.n_actions must be {head} for {config.env} (the action head's outputs), "
+                                  f"got {model.n_actions}")
+    need(model.obs_size == env_obs, f"model.obs_size must be {env_obs} for {config.env}, got {model.obs_size}")
 
 
 def flops_per_token(model: BaseModel, context: int) -> float:

@@ -35,3 +35,5 @@ def test_a_probe_recovers_a_planted_linear_code():
 def test_segment_time_restarts_when_a_subgoal_begins():
     progress = jnp.array([0, 0, 0, 1, 1, 2, 2, 2, 3, 4, 4])
     np.testing.assert_array_equal(segment_time(progress), [0, 1, 2, 3, 4, 0, 1, 2, 3, 0, 1])
+    # the ant: a subgoal is one colour, so every visit begins one
+    np.testing.assert_array_equal(segment_time(progress, 1), [0, 1, 2, 0, 1, 0, 1, 2, 0, 0, 1])

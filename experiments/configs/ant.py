@@ -60,6 +60,28 @@ def pretrain_config(preset: str) -> ml_collections.ConfigDict:
     return c
 
 
-def get_config(preset: str = "small") -> ml_collections.ConfigDict:
-    """The pretraining config (what `--config=experiments/configs/ant.py:<preset>` loads)."""
+def analysis_config(preset: str) -> ml_collections.ConfigDict:
+    """Linear probes (Table A6) of a pretrained ant model (`analysis-<preset>`)."""
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; known: {', '.join(PRESETS)}")
+    c = ml_collections.ConfigDict()
+    c.seed = 0
+    c.probe = ml_collections.ConfigDict(dict(steps=8000, batch=512, lr=1e-3, weight_decay=0.0, eval_episodes=2048))
+    if preset == "small":
+        c.probe.update(steps=300, batch=32, eval_episodes=64)
+    elif preset == "tiny":
+        c.probe.update(steps=10, batch=4, eval_episodes=4)
+    return c
+
+
+STAGE_CONFIGS = {"analysis": analysis_config}
+
+
+def get_config(spec: str = "small") -> ml_collections.ConfigDict:
+    """`<preset>` for pretraining; `analysis-<preset>` for the probes."""
+    stage, _, preset = spec.rpartition("-")
+    if stage:
+        if stage not in STAGE_CONFIGS:
+            raise ValueError(f"unknown stage {stage!r} in {spec!r}; known on the ant: {', '.join(STAGE_CONFIGS)}")
+        return STAGE_CONFIGS[stage](preset)
     return pretrain_config(preset)

@@ -70,10 +70,11 @@ def train_probes(model: BaseModel, base_params, episodes: Callable[[jax.Array], 
     return run(probes, data_key)
 
 
-def segment_time(progress: jax.Array) -> jax.Array:
+def segment_time(progress: jax.Array, colors_per_subgoal: int = 2) -> jax.Array:
     """Steps since the current subgoal began, from progress [..., T] (colours visited so far).
-    A subgoal (colour pair) begins when progress reaches an even count."""
-    subgoal_index = progress // 2
+    A subgoal begins when progress reaches a multiple of colors_per_subgoal (the grid's colour
+    pairs: 2; the ant's single colours: 1)."""
+    subgoal_index = progress // colors_per_subgoal
     t = jnp.arange(progress.shape[-1])
     changed = jnp.concatenate([jnp.ones_like(subgoal_index[..., :1], bool),
                                subgoal_index[..., 1:] != subgoal_index[..., :-1]], axis=-1)
@@ -81,13 +82,14 @@ def segment_time(progress: jax.Array) -> jax.Array:
     return t - start
 
 
-def evaluate_probes(model: BaseModel, base_params, probes: dict, batch: ExpertBatch, max_time: int = 20) -> dict:
+def evaluate_probes(model: BaseModel, base_params, probes: dict, batch: ExpertBatch, max_time: int = 20,
+                    colors_per_subgoal: int = 2) -> dict:
     """Held-out accuracy per layer [L+1], and the mean probability of the true subgoal by the
     time since the subgoal began, [L+1, max_time] (NaN where no step has that time)."""
     streams = residual_streams(model, base_params, batch.obs[:, :-1])
     _, accuracy = probe_loss(probes, streams, batch.subgoal, batch.mask)
     p_true = jnp.exp(jnp.take_along_axis(probe_log_probs(probes, streams), batch.subgoal[None, ..., None], -1)[..., 0])
-    time = segment_time(batch.progress)
+    time = segment_time(batch.progress, colors_per_subgoal)
     bins = jax.nn.one_hot(time, max_time) * batch.mask[..., None]  # [B, T, max_time]
     count = bins.sum((0, 1))
     by_time = jnp.einsum("lbt,btk->lk", p_true, bins) / jnp.where(count > 0, count, jnp.nan)

@@ -121,6 +121,7 @@ class AntPinpad:
     n_walls = N_WALLS
     obs_size = OBS_SIZE
     action_size = N_JOINTS
+    colors_per_subgoal = 1  # a subgoal is one colour
 
     def __init__(self):
         self.mj_model, self.model = ant_model()  # built here, outside any jit trace

@@ -68,13 +68,14 @@ def save(directory: str | Path, params, networks: ExpertNetworks, meta: dict[str
     """Write params (normaliser, policy, value) and expert.json (networks + meta) atomically."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    blob = serialization.msgpack_serialize(serialization.to_state_dict(jax.device_get(params)))
-    tmp = directory / (PARAMS_FILE + ".tmp")
-    tmp.write_bytes(blob)
-    tmp.replace(directory / PARAMS_FILE)
-    info = dict(meta, networks=dataclasses.asdict(networks))
-    (directory / (META_FILE + ".tmp")).write_text(json.dumps(info, indent=2) + "\n")
-    (directory / (META_FILE + ".tmp")).replace(directory / META_FILE)
+
+    def write(name: str, data: bytes) -> None:  # a reader never sees a half-written file
+        tmp = directory / (name + ".tmp")
+        tmp.write_bytes(data)
+        tmp.replace(directory / name)
+
+    write(PARAMS_FILE, serialization.msgpack_serialize(serialization.to_state_dict(jax.device_get(params))))
+    write(META_FILE, (json.dumps(dict(meta, networks=dataclasses.asdict(networks)), indent=2) + "\n").encode())
     return directory
 
 

@@ -3,7 +3,8 @@
 `DirectionFollowing` is AntPinpad as a brax environment: the expert's observation (AntPinpad's
 plus the path-direction features), the reward of ant_directions (torso velocity along the
 current cell's direction), episodes that end on success or failure and, through brax's
-EpisodeWrapper, are cut at T = 500 steps as truncations (the critic bootstraps them).
+EpisodeWrapper, are cut at T = 500 steps as truncations (which brax's PPO masks out of its
+advantages rather than treating as terminal).
 
 Brax's own AutoResetWrapper restarts every finished episode from the *same* first state, which
 would freeze one task and one layout per environment slot; `FreshResets` instead draws a new

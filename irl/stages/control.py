@@ -40,6 +40,9 @@ def control(config, pretrained: str | Path, workdir: str | Path) -> dict:
     cfg = config.control
     if cfg.steps < 1 or cfg.batch < 1 or cfg.eval_episodes < 1:
         raise ValueError(f"control.steps, control.batch and control.eval_episodes must be >= 1, got {cfg}")
+    env_name = json.loads((Path(pretrained) / "config.json").read_text())["env"]
+    if env_name != "grid_pinpad":  # before any compute
+        raise ValueError(f"supervised controllers run on grid_pinpad models only so far, not {env_name}")
     trainer, params = load_pretrained(pretrained)
     model, env = trainer.model, trainer.env
     layers = list(cfg.layers) or list(range(model.n_layers + 1))

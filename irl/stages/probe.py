@@ -28,7 +28,8 @@ def probe(config, pretrained: str | Path, workdir: str | Path) -> dict:
     def one_seed(base_params, key):
         train_key, eval_key = jax.random.split(key)
         probes, train_accuracy = train_probes(model, base_params, episodes, train_key, cfg.steps, cfg.lr, cfg.weight_decay)
-        return evaluate_probes(model, base_params, probes, held_out(eval_key)), train_accuracy[-1]
+        return (evaluate_probes(model, base_params, probes, held_out(eval_key),
+                                colors_per_subgoal=trainer.env.colors_per_subgoal), train_accuracy[-1])
 
     results, _ = jax.device_get(jax.vmap(one_seed)(params, jax.random.split(key, seeds)))
     accuracy = np.asarray(results["accuracy_by_layer"])  # [seeds, L+1]
