@@ -1,5 +1,6 @@
 """The base model on the ant: the config is the paper's, bad configs fail early, and the tiny
-preset pretrains a Hawk on the shipped expert's episodes end to end (Gaussian torques)."""
+preset pretrains a Hawk on the shipped expert's episodes end to end (Gaussian torques) and
+probes it."""
 
 import json
 
@@ -7,9 +8,11 @@ import jax
 import numpy as np
 import pytest
 
-from experiments.configs import ant
+from experiments.configs import ant, grid
 from irl.pretraining import Pretrainer, validate
+from irl.stages.control import control
 from irl.stages.pretrain import pretrain
+from irl.stages.probe import probe
 
 
 def test_paper_preset_is_the_papers_table():
@@ -35,7 +38,7 @@ def test_bad_ant_configs_fail_before_compute(field, value, message):
         validate(config)
 
 
-def test_tiny_ant_pretraining_runs_end_to_end(tmp_path):
+def test_tiny_ant_pretraining_and_probes_run_end_to_end(tmp_path):
     config = ant.pretrain_config("tiny")
     trainer = Pretrainer(config)
     assert trainer.dataset.obs.shape == (8, 501, 41) and trainer.held_out.obs.shape == (4, 501, 41)
@@ -47,3 +50,13 @@ def test_tiny_ant_pretraining_runs_end_to_end(tmp_path):
     assert len(losses) == 2 and np.all(np.isfinite(losses)) and losses[-1] < losses[0]
     assert 0.0 <= results["success_any_pretrain_task"] <= 1.0 and np.isfinite(results["action_mse"])
     assert (tmp_path / "success_vs_time.png").exists()
+    summary = probe(ant.analysis_config("tiny"), tmp_path, tmp_path / "probe")
+    assert len(summary["accuracy_by_layer"]) == config.model.n_layers + 1
+    assert all(0.0 <= a <= 1.0 for a in summary["accuracy_by_layer"])
+    assert (tmp_path / "probe" / "probe_accuracy_by_layer.png").exists()
+
+
+def test_the_control_stage_refuses_an_ant_model_before_compute(tmp_path):
+    (tmp_path / "config.json").write_text(ant.pretrain_config("tiny").to_json())
+    with pytest.raises(ValueError, match="grid_pinpad models only"):
+        control(grid.analysis_config("tiny"), tmp_path, tmp_path / "control")
