@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import ml_collections
 
+from experiments.configs import from_spec
+
 PRESETS = ("tiny", "small", "paper")
 
 
@@ -79,9 +81,4 @@ STAGE_CONFIGS = {"analysis": analysis_config}
 
 def get_config(spec: str = "small") -> ml_collections.ConfigDict:
     """`<preset>` for pretraining; `analysis-<preset>` for the probes."""
-    stage, _, preset = spec.rpartition("-")
-    if stage:
-        if stage not in STAGE_CONFIGS:
-            raise ValueError(f"unknown stage {stage!r} in {spec!r}; known on the ant: {', '.join(STAGE_CONFIGS)}")
-        return STAGE_CONFIGS[stage](preset)
-    return pretrain_config(preset)
+    return from_spec(spec, pretrain_config, STAGE_CONFIGS)

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import ml_collections
 
+from experiments.configs import from_spec
+
 PRESETS = ("tiny", "small", "paper")
 
 
@@ -180,9 +182,4 @@ STAGE_CONFIGS = {"analysis": analysis_config, "discover": discover_config, "rl":
 def get_config(spec: str = "small") -> ml_collections.ConfigDict:
     """`<preset>` for pretraining; `<stage>-<preset>` for a later stage, stage in
     analysis (probes and supervised controllers) | discover | rl."""
-    stage, _, preset = spec.rpartition("-")
-    if stage:
-        if stage not in STAGE_CONFIGS:
-            raise ValueError(f"unknown stage {stage!r} in {spec!r}; known: {', '.join(STAGE_CONFIGS)}")
-        return STAGE_CONFIGS[stage](preset)
-    return pretrain_config(preset)
+    return from_spec(spec, pretrain_config, STAGE_CONFIGS)
