@@ -14,21 +14,14 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-import irl.envs
-from irl.experts.ant_expert import AntEpisodes, AntExpert, run_episodes
+from irl.experts.ant_expert import AntEpisodes, AntExpert, run_many
 
 
 def make_dataset(expert: AntExpert, n_episodes: int, key: jax.Array, deterministic: bool = False,
                  tasks: str = "pretrain", chunk: int = 256) -> AntEpisodes:
-    """n_episodes expert episodes of AntPinpad (T = 500), generated `chunk` at a time."""
-    if n_episodes < 1 or chunk < 1:
-        raise ValueError(f"n_episodes and chunk must be >= 1, got {n_episodes}, {chunk}")
-    world, world_params = irl.envs.make("ant_pinpad", tasks=tasks)
-    run = jax.jit(lambda k, n: run_episodes(expert, world, world_params, k, n, deterministic).replace(final=None),
-                  static_argnums=1)
-    parts = [run(jax.random.fold_in(key, i), min(chunk, n_episodes - first))
-             for i, first in enumerate(range(0, n_episodes, chunk))]
-    return jax.tree.map(lambda *xs: jnp.concatenate(xs), *parts)
+    """n_episodes expert episodes of AntPinpad (T = 500), generated `chunk` at a time, without
+    their final states."""
+    return run_many(expert, tasks, key, n_episodes, deterministic, chunk, keep_final=False)
 
 
 def crop(episodes: AntEpisodes, max_steps: int) -> AntEpisodes:

@@ -176,11 +176,8 @@ class AntPinpad:
     def move_to(self, state: AntPinpadState, params: PinpadParams):
         """The pinpad rules for a state whose physics has just moved (step's second half; also
         what tests drive with scripted torso positions)."""
-        qpos = state.physics.qpos
-        cell = cell_of(qpos[:2])
-        off_grid = jnp.any((cell < 0) | (cell >= GRID_SIZE))
-        in_wall = jnp.any(jnp.all(state.walls == cell, axis=-1))
-        fallen = (qpos[2] < HEIGHT_RANGE[0]) | (qpos[2] > HEIGHT_RANGE[1])
+        cell = cell_of(state.physics.qpos[:2])
+        off_grid, in_wall, fallen = out_of_bounds(state)
         on_color = jnp.all(state.colors == cell, axis=-1)
         visit = jnp.any(cell != state.cell) & jnp.any(on_color) & ~off_grid
         progress, candidates, success, wrong_visit = visit_outcome(
@@ -192,6 +189,17 @@ class AntPinpad:
         info = {"success": success, "failure": failure, "truncated": truncated,
                 "subgoal": current_subgoal(state), "progress": progress}
         return observation(state), state, success.astype(jnp.float32), success | failure | truncated, info
+
+
+def out_of_bounds(state: AntPinpadState) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """(off the grid, in the wall cell, fallen): the failures that need no visit, from the
+    torso's position and height."""
+    qpos = state.physics.qpos
+    cell = cell_of(qpos[:2])
+    off_grid = jnp.any((cell < 0) | (cell >= GRID_SIZE))
+    in_wall = jnp.any(jnp.all(state.walls == cell, axis=-1))
+    fallen = (qpos[2] < HEIGHT_RANGE[0]) | (qpos[2] > HEIGHT_RANGE[1])
+    return off_grid, in_wall, fallen
 
 
 def current_subgoal(state: AntPinpadState) -> jax.Array:

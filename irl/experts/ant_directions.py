@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 
 from irl.envs import grid_paths
-from irl.envs.ant_pinpad import GRID_SIZE, AntPinpadState, cell_of
+from irl.envs.ant_pinpad import GRID_SIZE, AntPinpadState, cell_of, current_subgoal
 
 N_DIRECTIONS = 4  # grid_paths.MOVES: 0 up (row-1), 1 right (col+1), 2 down (row+1), 3 left (col-1)
 DIRECTION_XY = grid_paths.MOVES[:, ::-1].astype(jnp.float32)  # (d_col, d_row) = (dx, dy): rows grow with y
@@ -19,7 +19,7 @@ DIRECTION_XY = grid_paths.MOVES[:, ::-1].astype(jnp.float32)  # (d_col, d_row) =
 def path_directions(state: AntPinpadState) -> jax.Array:
     """int32 [GRID_SIZE, GRID_SIZE]: per cell, the move (0..3) that starts a shortest path to the
     next colour, or -1 on the target itself and where no path exists."""
-    target = state.colors[state.task[jnp.minimum(state.progress, state.task_len - 1)]]
+    target = state.colors[current_subgoal(state)]
     others = jnp.any(state.colors != target, axis=-1)[:, None]  # every colour but the target
     blocked_cells = jnp.concatenate([jnp.where(others, state.colors, target), state.walls])
     blocked = grid_paths.cells_mask(blocked_cells, GRID_SIZE)

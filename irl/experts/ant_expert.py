@@ -24,7 +24,7 @@ from brax.training.acme import running_statistics, specs
 from brax.training.agents.ppo import networks as ppo_networks
 from flax import serialization, struct
 
-from irl.envs.ant_pinpad import GRID_SIZE, N_JOINTS, OBS_SIZE, AntPinpadState, current_subgoal
+from irl.envs.ant_pinpad import GRID_SIZE, N_JOINTS, OBS_SIZE, AntPinpadState, current_subgoal, out_of_bounds
 from irl.experts.ant_directions import N_DIRECTIONS, direction_features
 
 EXPERT_OBS_SIZE = OBS_SIZE + GRID_SIZE * GRID_SIZE * N_DIRECTIONS  # 105
@@ -165,40 +165,43 @@ END_CAUSES = ("success", "wrong_colour", "wall", "off_grid", "fallen", "time_lim
 def end_causes(episodes: AntEpisodes) -> jax.Array:
     """int32 [N]: why each episode ended, an index into END_CAUSES, read from its last state
     (the rules of AntPinpad.move_to, checked in the same order)."""
-    from irl.envs.ant_pinpad import HEIGHT_RANGE, cell_of
-
-    final = episodes.final
-    qpos = final.physics.qpos
-    cell = cell_of(qpos[:, :2])
-    off_grid = jnp.any((cell < 0) | (cell >= GRID_SIZE), axis=-1)
-    in_wall = jnp.any(jnp.all(final.walls == cell[:, None], axis=-1), axis=-1)
-    fallen = (qpos[:, 2] < HEIGHT_RANGE[0]) | (qpos[:, 2] > HEIGHT_RANGE[1])
+    off_grid, in_wall, fallen = jax.vmap(out_of_bounds)(episodes.final)
     timed_out = episodes.length >= episodes.mask.shape[1]
     cause = jnp.select([episodes.success, off_grid, in_wall, fallen, timed_out], [0, 3, 2, 4, 5], default=1)
     return cause.astype(jnp.int32)
+
+
+def run_many(expert: AntExpert, tasks: str, key: jax.Array, n_episodes: int, deterministic: bool,
+             chunk: int = 256, keep_final: bool = True) -> AntEpisodes:
+    """n_episodes of run_episodes on the task set `tasks`, generated `chunk` at a time (one
+    compiled rollout per chunk size); keep_final=False drops the final states (large) as it goes."""
+    import irl.envs
+
+    if n_episodes < 1 or chunk < 1:
+        raise ValueError(f"n_episodes and chunk must be >= 1, got {n_episodes}, {chunk}")
+    world, world_params = irl.envs.make("ant_pinpad", tasks=tasks)
+
+    def one(k, n):
+        episodes = run_episodes(expert, world, world_params, k, n, deterministic)
+        return episodes if keep_final else episodes.replace(final=None)
+
+    run = jax.jit(one, static_argnums=1)
+    parts = [run(jax.random.fold_in(key, i), min(chunk, n_episodes - first))
+             for i, first in enumerate(range(0, n_episodes, chunk))]
+    return jax.tree.map(lambda *xs: jnp.concatenate(xs), *parts)
 
 
 def success_rates(expert: AntExpert, key: jax.Array, n_episodes: int, chunk: int = 256) -> dict:
     """The expert's success with its mean action on fresh episodes of the pretraining tasks and
     of the post-training task (SPEC.md: the paper's expert, 0.8 and 0.7), the colours it
     visits, how its episodes end (END_CAUSES) and how many end within 50 steps."""
-    import irl.envs
-
     out = {"episodes": n_episodes}
     for tasks in ("pretrain", "post"):
-        world, world_params = irl.envs.make("ant_pinpad", tasks=tasks)
-        run = jax.jit(lambda k, n: run_episodes(expert, world, world_params, k, n, deterministic=True),
-                      static_argnums=1)
-        success, visits, causes, lengths = [], [], [], []
-        for i, first in enumerate(range(0, n_episodes, chunk)):
-            episodes = run(jax.random.fold_in(key, i), min(chunk, n_episodes - first))
-            success.append(episodes.success)
-            visits.append(episodes.progress.max(axis=1) + episodes.success)  # progress before the final visit
-            causes.append(end_causes(episodes))
-            lengths.append(episodes.length)
-        causes = jnp.concatenate(causes)
-        out[f"success_{tasks}"] = float(jnp.concatenate(success).mean())
-        out[f"colours_visited_{tasks}"] = float(jnp.concatenate(visits).mean())
+        episodes = run_many(expert, tasks, key, n_episodes, deterministic=True, chunk=chunk)
+        causes = end_causes(episodes)
+        out[f"success_{tasks}"] = float(episodes.success.mean())
+        # progress before the final visit, plus the visit that succeeded
+        out[f"colours_visited_{tasks}"] = float((episodes.progress.max(axis=1) + episodes.success).mean())
         out[f"ended_by_{tasks}"] = {name: float((causes == i).mean()) for i, name in enumerate(END_CAUSES)}
-        out[f"ended_within_50_steps_{tasks}"] = float((jnp.concatenate(lengths) <= 50).mean())
+        out[f"ended_within_50_steps_{tasks}"] = float((episodes.length <= 50).mean())
     return out
