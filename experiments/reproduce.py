@@ -1,10 +1,11 @@
 """The whole pipeline for one environment and preset, then the report.
 
     python experiments/reproduce.py --env=grid --preset=small --workdir=runs/grid-small
-    make reproduce ENV=grid PRESET=small
+    make reproduce ENV=ant PRESET=small
 
 Stages (each in `<workdir>/<stage>/`): expert check, pretraining, linear probes, supervised
-controllers, discovery (metacontroller and its baselines), internal RL (and its baselines).
+controllers, discovery (metacontroller and its baselines), internal RL (and its baselines),
+and on the ant the latent-code injection analysis.
 A stage already done is reused; an interrupted pretraining resumes. Writes
 `<workdir>/results.json` (every headline number), `<workdir>/report.md` (tables, figures) and
 `<workdir>/stage_seconds.json`.
@@ -24,7 +25,7 @@ from absl import app, flags, logging  # noqa: E402
 
 from irl.pipeline import reproduce  # noqa: E402
 
-ENV = flags.DEFINE_string("env", "grid", "environment: grid")
+ENV = flags.DEFINE_string("env", "grid", "environment: grid | ant")
 PRESET = flags.DEFINE_string("preset", "small", "tiny | small | paper")
 WORKDIR = flags.DEFINE_string("workdir", None, "output folder (default runs/<env>-<preset>)")
 

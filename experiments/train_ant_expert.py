@@ -34,6 +34,7 @@ PRESET = flags.DEFINE_enum("preset", "cpu", sorted(ant_ppo.PRESETS), "training s
 WORKDIR = flags.DEFINE_string("workdir", "runs/ant-expert", "output folder (resumes from it)")
 SEED = flags.DEFINE_integer("seed", 0, "random seed")
 TIMESTEPS = flags.DEFINE_integer("timesteps", None, "override the preset's environment steps")
+INIT_FROM = flags.DEFINE_string("init_from", "", "start from this exported expert's weights (e.g. to fine-tune)")
 MAX_SECONDS = flags.DEFINE_float("max_seconds", None, "stop after the first evaluation past this wall time")
 EPISODES = flags.DEFINE_integer("episodes", 512, "evaluation episodes per task set")
 EXPORT = flags.DEFINE_string("export", None, "copy the trained expert here, with its evaluation")
@@ -82,9 +83,14 @@ def main(_):
     overrides = {"seed": SEED.value}
     if TIMESTEPS.value is not None:
         overrides["num_timesteps"] = TIMESTEPS.value
+    if INIT_FROM.value:
+        overrides["init_from"] = INIT_FROM.value
     cfg = ant_ppo.preset(PRESET.value, **overrides)
     workdir = Path(WORKDIR.value)
     start = time.time()
+    # the expert it starts from, read before an export may overwrite it
+    base = ant_expert.AntExpert.load(cfg.init_from).meta if cfg.init_from else {}
+    history, base_steps = base.get("history", []), int(base.get("total_steps", base.get("steps", 0)))
     params, finished = ant_ppo.train(cfg, workdir, max_seconds=MAX_SECONDS.value)
     plot_learning_curve(workdir)
     expert = ant_expert.AntExpert.load(workdir / "latest")
@@ -92,8 +98,10 @@ def main(_):
                                                       "train_seconds": round(time.time() - start, 1)})
     if EXPORT.value:
         command = " ".join(["python experiments/train_ant_expert.py", *sys.argv[1:]])
+        history = [*history, {"steps": expert.meta["steps"], "device": evaluation["device"], "command": command,
+                              "preset": PRESET.value, "success_pretrain": evaluation["success_pretrain"]}]
         meta = dict(expert.meta, preset=PRESET.value, command=command, train_config=cfg.to_dict(),
-                    evaluation=evaluation)
+                    evaluation=evaluation, history=history, total_steps=base_steps + expert.meta["steps"])
         ant_expert.save(EXPORT.value, params, cfg.networks, meta)
         print(f"exported to {EXPORT.value}")
 

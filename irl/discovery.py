@@ -46,7 +46,7 @@ from irl.control import metacontroller as mc
 from irl.control.discovered import Discovered
 from irl.data import ExpertBatch, TokenBatch, episode_tokens
 from irl.models.base import BaseModel, make_base_model
-from irl.pretraining import SCHEDULES, grid_obs_nll, load_pretrained, make_optimizer
+from irl.pretraining import MAX_EPISODE_STEPS, SCHEDULES, load_pretrained, make_optimizer
 
 METHODS = ("metacontroller", "beta1", "cotrained", "compile")
 EXPORTED = ("metacontroller", "beta1", "cotrained")  # the ones internal RL consumes
@@ -71,7 +71,9 @@ def validate(config: ml_collections.ConfigDict) -> None:
     need(config.layer >= -1, f"layer must be -1 (L/2) or a layer index, got {config.layer}")
     data, train, optim = config.data, config.train, config.optim
     need(data.batch >= 1, f"data.batch must be >= 1, got {data.batch}")
-    need(1 <= data.max_episode_steps <= 100, f"data.max_episode_steps must be in 1..100, got {data.max_episode_steps}")
+    longest = max(MAX_EPISODE_STEPS.values())  # the model's own environment is checked once it is loaded
+    need(1 <= data.max_episode_steps <= longest,
+         f"data.max_episode_steps must be in 1..{longest}, got {data.max_episode_steps}")
     need(train.chunk_steps >= 1, f"train.chunk_steps must be >= 1, got {train.chunk_steps}")
     for name, steps in (("train.steps", train.steps), ("cotrained.steps", config.cotrained.steps),
                         ("compile.steps", config.compile.steps)):
@@ -115,11 +117,11 @@ def masked_mean(x: jax.Array, mask: jax.Array) -> jax.Array:
     return (x * weight).sum() / jnp.maximum(weight.sum(), 1.0)
 
 
-def action_measures(action_logits: jax.Array, tokens: TokenBatch) -> dict:
-    """Mean action NLL and accuracy over the real steps."""
-    nll = -jnp.take_along_axis(jax.nn.log_softmax(action_logits), tokens.actions[..., None], -1)[..., 0]
-    correct = jnp.argmax(action_logits, -1) == tokens.actions
-    return {"action_nll": masked_mean(nll, tokens.mask), "accuracy": masked_mean(correct, tokens.mask)}
+def action_measures(action_space, action_out: jax.Array, tokens: TokenBatch) -> dict:
+    """Mean action NLL and agreement (action_space.metric: accuracy on the grid, squared error
+    on the ant; irl/spaces.py) over the real steps."""
+    return {"action_nll": masked_mean(action_space.nll(action_out, tokens.actions), tokens.mask),
+            "agreement": masked_mean(action_space.agreement(action_out, tokens.actions), tokens.mask)}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -134,7 +136,7 @@ class Method:
     frozen_base: bool
     init: Callable  # key -> trainable
     loss: Callable  # (trainable, base, e, tokens, key, alpha) -> (loss, metrics)
-    analyse: Callable  # (trainable, base, e, tokens, key, sample) -> {"beta" [B, T], "kl", "action_nll", "accuracy"}
+    analyse: Callable  # (trainable, base, e, tokens, key, sample) -> {"beta" [B, T], "kl", "action_nll", "agreement"}
     mc_cfg: mc.MetacontrollerConfig | None = None
 
 
@@ -145,12 +147,18 @@ class Discoverer:
 
     def __post_init__(self):
         validate(self.config)
-        if not (Path(self.pretrained_workdir) / "config.json").exists():
+        config_file = Path(self.pretrained_workdir) / "config.json"
+        if not config_file.exists():
             raise FileNotFoundError(f"no pretraining run in {self.pretrained_workdir} (config.json missing): "
                                     "run the pretraining stage first")
+        c = self.config
+        env_name = json.loads(config_file.read_text())["env"]  # before the model is loaded
+        if c.data.max_episode_steps > MAX_EPISODE_STEPS[env_name]:
+            raise ValueError(f"bad discovery config: data.max_episode_steps must be <= {MAX_EPISODE_STEPS[env_name]} "
+                             f"on {env_name}, got {c.data.max_episode_steps}")
         self.pretrainer, self.base_params = load_pretrained(self.pretrained_workdir)
         self.model: BaseModel = self.pretrainer.model
-        c = self.config
+        self.action_space, self.obs_space = self.pretrainer.action_space, self.pretrainer.obs_space
         self.layer = self.model.n_layers // 2 if c.layer < 0 else c.layer
         if not 0 <= self.layer <= self.model.n_layers:
             raise ValueError(f"bad discovery config: layer must be in 0..{self.model.n_layers}, got {self.layer}")
@@ -192,10 +200,10 @@ class Discoverer:
                 e = model.lower(base, tokens.obs, layer)
             seq = mc.sequence(trainable["mc"], cfg, e, tokens.mask, key, sample=sample)
             action_logits, obs_logits = model.upper(base, seq.controlled, layer)
-            measures = dict(action_measures(action_logits, tokens), kl=masked_mean(seq.kl, tokens.mask),
-                            mean_beta=masked_mean(seq.beta, tokens.mask))
+            measures = dict(action_measures(self.action_space, action_logits, tokens),
+                            kl=masked_mean(seq.kl, tokens.mask), mean_beta=masked_mean(seq.beta, tokens.mask))
             if cotrained:
-                measures["obs_nll"] = masked_mean(grid_obs_nll(obs_logits, tokens.next_obs), tokens.mask)
+                measures["obs_nll"] = masked_mean(self.obs_space.nll(obs_logits, tokens.next_obs), tokens.mask)
             return seq, measures
 
         def loss(trainable, base, e, tokens, key, alpha):
@@ -215,7 +223,8 @@ class Discoverer:
             seg = compile_.segment(trainable["compile"], cfg, tokens.obs, tokens.mask, key, sample=sample, hard=hard)
             action_logits, _ = model.upper(base, compile_.controlled(trainable["compile"], cfg, e, seg), layer)
             kl = seg.kl.sum() / jnp.maximum(tokens.mask.sum(), 1)  # per real step, as the metacontroller's
-            return seg, dict(action_measures(action_logits, tokens), kl=kl, mean_beta=masked_mean(seg.switch, tokens.mask))
+            return seg, dict(action_measures(self.action_space, action_logits, tokens), kl=kl,
+                             mean_beta=masked_mean(seg.switch, tokens.mask))
 
         def loss(trainable, base, e, tokens, key, alpha):
             _, m = run(trainable, base, e, tokens, key, sample=True, hard=False)
@@ -301,7 +310,7 @@ class Discoverer:
     # ---- analysis ------------------------------------------------------------------------
     def analyse_fn(self, method: Method) -> Callable:
         """jitted (trainable of one seed and alpha, base of that seed, tokens, key, sample) ->
-        {"beta" [B, T], "kl", "action_nll", "accuracy", "mean_beta"}. One pair at a time keeps
+        {"beta" [B, T], "kl", "action_nll", "agreement", "mean_beta"}. One pair at a time keeps
         the memory of a long held-out batch bounded."""
         def analyse(trainable, base, tokens, key, sample: bool):
             e = self.model.lower(base, tokens.obs, self.layer) if method.frozen_base else None

@@ -1,5 +1,6 @@
 """The pipeline's report: `results.json` (every headline number, as measured by the stages of
-this run) and `report.md` (tables and the stages' figures)."""
+this run) and `report.md` (tables and the stages' figures). On the ant, success rates are also
+given divided by the expert's success on the same task, as the paper reports them."""
 
 from __future__ import annotations
 
@@ -24,16 +25,17 @@ def _row(cells) -> str:
 def headline(env: str, preset: str, summaries: dict, stage_seconds: dict) -> dict:
     """The results.json of DESIGN.md from the stages' own summaries."""
     pretrain, probe, control = summaries["pretrain"], summaries["probe"], summaries["control"]
-    discovery, rl = summaries["discover"], summaries["rl"]
+    discovery = summaries["discover"]
     mid = control["mid_layer"]
-    return {
+    metric = "action_accuracy" if "action_accuracy" in pretrain else "action_mse"
+    results = {
         "env": env,
         "preset": preset,
         "stage_seconds": stage_seconds,
         "total_seconds": sum(stage_seconds.values()),
         "expert": {k: summaries["expert"][k] for k in ("success_pretrain_tasks", "success_post_task")},
         "pretrain": {k: pretrain[k] for k in ("success_any_pretrain_task", "success_post_task", "tokens_per_s", "mfu",
-                                              "action_accuracy")},
+                                              metric)},
         "probe": {"accuracy_by_layer": probe["accuracy_by_layer"]},
         "supervised_control": {
             "success_by_layer": control["success_by_layer"],
@@ -44,13 +46,31 @@ def headline(env: str, preset: str, summaries: dict, stage_seconds: dict) -> dic
         },
         "discovery": {k: discovery[k] for k in ("best_alpha", "switch_f1", "beta_binary_fraction",
                                                 "switches_per_episode", "subgoals_per_episode")},
-        "rl": {method: {k: v for k, v in result.items() if k != "curve"} for method, result in rl.items()},
     }
+    if "inject" in summaries:
+        results["injection"] = {k: summaries["inject"][k] for k in ("at_step", "unseen_transition", "codes_per_colour")}
+    if "rl" in summaries:
+        results["rl"] = {method: {k: v for k, v in result.items() if k != "curve"}
+                         for method, result in summaries["rl"].items()}
+    if env == "ant":
+        expert = results["expert"]
+        relative = lambda rate, task: rate / max(expert[f"success_{task}"], 1e-9)
+        results["relative_to_expert"] = {
+            "base_model_any_pretrain_task": relative(pretrain["success_any_pretrain_task"], "pretrain_tasks"),
+            "base_model_post_task": relative(pretrain["success_post_task"], "post_task"),
+            "supervised_control_by_layer": [relative(s, "post_task") for s in control["success_by_layer"]],
+        }
+        if "rl" in results:
+            results["relative_to_expert"]["rl_final_success_median"] = {
+                method: relative(r["final_success_median"], "post_task") for method, r in results["rl"].items()}
+    return results
 
 
 def markdown(results: dict, summaries: dict) -> str:
     r = results
     control = summaries["control"]
+    metric = next(k for k in r["pretrain"] if k.startswith("action_"))
+    relative = r.get("relative_to_expert")
     lines = [
         f"# Internal RL on {r['env']}, preset `{r['preset']}`",
         "",
@@ -70,7 +90,8 @@ def markdown(results: dict, summaries: dict) -> str:
         _row(["expert success, post-training task", r["expert"]["success_post_task"]]),
         _row(["base model alone (sampling), any pretraining task", r["pretrain"]["success_any_pretrain_task"]]),
         _row(["base model alone (sampling), post-training task", r["pretrain"]["success_post_task"]]),
-        _row(["held-out action accuracy", r["pretrain"]["action_accuracy"]]),
+        _row([f"held-out {metric.replace('_', ' ')}", r["pretrain"][metric]]),
+        *([_row(["base model / expert, post-training task", relative["base_model_post_task"]])] if relative else []),
         _row(["training tokens/s", f"{r['pretrain']['tokens_per_s']:.0f}"]),
         _row(["MFU", r["pretrain"]["mfu"]]),
         "",
@@ -86,6 +107,7 @@ def markdown(results: dict, summaries: dict) -> str:
         _row(["---"] * (len(control["controlled_layers"]) + 1)),
         _row(["post-task success"] + control["success_by_layer"]),
         _row(["per-subgoal completion"] + control["subgoal_completion_by_layer"]),
+        *([_row(["post-task success / expert's"] + relative["supervised_control_by_layer"])] if relative else []),
         "",
         "![probe accuracy](probe/probe_accuracy_by_layer.png) ![controller success](control/control_success_by_layer.png)",
         "",
@@ -99,19 +121,50 @@ def markdown(results: dict, summaries: dict) -> str:
         "",
         "![beta traces](discover/beta_traces.png) ![rate-distortion](discover/rate_distortion.png)",
         "",
+    ]
+    if "rl" in r:
+        lines += rl_section(r)
+    if "injection" in r:
+        lines += injection_section(r["injection"])
+    return "\n".join(lines)
+
+
+def injection_section(injection: dict) -> list[str]:
+    at_step, unseen = injection["at_step"], injection["unseen_transition"] or {}
+    return [
+        "## Latent-code injection (metacontroller with prior codes)",
+        "",
+        f"Colour codes collected per colour: {injection['codes_per_colour']}.",
+        "",
+        "| injection | episodes | reached without | reached with |",
+        "|---|---|---|---|",
+        _row(["colour X's code at step 30 (reach X)", at_step["episodes"], at_step["without_injection"],
+              at_step["with_injection"]]),
+        _row([f"colour {unseen.get('then', '-')}'s code after colour {unseen.get('first', '-')} (unseen transition)",
+              unseen.get("episodes"), unseen.get("without_injection"), unseen.get("with_injection")]),
+        "",
+        "![injected episodes](inject/injected_episodes.png)",
+        "",
+    ]
+
+
+def rl_section(r: dict) -> list[str]:
+    relative = r.get("relative_to_expert", {}).get("rl_final_success_median")
+    extra = lambda m: [relative[m]] if relative else []
+    return [
         "## Internal RL and baselines (post-training task)",
         "",
-        "| method | final success (median) | episodes | episodes to 0.5 | episodes to 0.8 |",
-        "|---|---|---|---|---|",
+        "| method | final success (median) | episodes | episodes to 0.5 | episodes to 0.8 |"
+        + (" final / expert's |" if relative else ""),
+        "|---|---|---|---|---|" + ("---|" if relative else ""),
         *[_row([m, v.get("final_success_median"), v.get("episodes"), v.get("episodes_to_0.5"),
-                v.get("episodes_to_0.8")]) for m, v in r["rl"].items()],
+                v.get("episodes_to_0.8"), *extra(m)]) for m, v in r["rl"].items()],
         "",
         "![RL curves](rl/rl_curves.png) ![RL curves, log scale](rl/rl_curves_log.png)",
         "",
         "![internal policy episode](rl/internal_policy_episode.png)",
         "",
     ]
-    return "\n".join(lines)
 
 
 def write_report(env: str, preset: str, workdir: str | Path, summaries: dict, stage_seconds: dict) -> dict:

@@ -18,7 +18,8 @@ class Episodes:
     success: jax.Array  # bool [N]
     length: jax.Array  # int32 [N]: steps taken
     progress: jax.Array  # int32 [N]: task colours visited when the episode ended
-    obs: jax.Array | None = None  # uint8 [N, max_steps+1, obs_size] when recorded; the last repeats
+    obs: jax.Array | None = None  # [N, max_steps+1, obs_size] when recorded; the last repeats
+    final: object | None = None  # the environment's last state per episode [N], when recorded
 
 
 def run_base_model(model: BaseModel, params, env, env_params, key: jax.Array, n_episodes: int,
@@ -31,7 +32,7 @@ def run_base_model(model: BaseModel, params, env, env_params, key: jax.Array, n_
     steer(e [N, D], env_state) -> e replaces the residual stream at `layer` before the upper
     blocks run (a controller); None leaves the model alone. Pure and jittable (model, env,
     n_episodes, greedy, max_steps, layer, steer, record and action_space static). record=True also returns
-    the observations, for rendering."""
+    the observations and the last states, for rendering."""
     max_steps = int(env_params.time_limit) if max_steps is None else max_steps
     reset_key, run_key = jax.random.split(key)
     obs, state = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(reset_key, n_episodes), env_params)
@@ -60,4 +61,4 @@ def run_base_model(model: BaseModel, params, env, env_params, key: jax.Array, n_
     (_, state, _, _, success, length), seen = jax.lax.scan(step, carry, jax.random.split(run_key, max_steps))
     if record:
         seen = jnp.concatenate([obs[None], seen], axis=0).swapaxes(0, 1)
-    return Episodes(success=success, length=length, progress=state.progress, obs=seen)
+    return Episodes(success=success, length=length, progress=state.progress, obs=seen, final=state if record else None)

@@ -43,6 +43,18 @@ def test_fresh_resets_draw_new_layouts_where_brax_would_replay_the_first():
     assert np.all(np.asarray(after.pipeline_state.physics.qpos[:, 2]) < 1.0)  # standing again
 
 
+def test_failure_penalty_is_paid_on_the_failing_step_only():
+    plain, penalised = ant_ppo.DirectionFollowing(), ant_ppo.DirectionFollowing(failure_penalty=5.0)
+    state = jax.jit(plain.reset)(jax.random.PRNGKey(4))
+    lifted = state.replace(pipeline_state=state.pipeline_state.replace(physics=state.pipeline_state.physics.replace(
+        qpos=state.pipeline_state.physics.qpos.at[2].set(3.0))))
+    action = jnp.full(8, 0.3)
+    for start, penalty in ((state, 0.0), (lifted, 5.0)):
+        a, b = jax.jit(plain.step)(start, action), jax.jit(penalised.step)(start, action)
+        assert float(b.metrics["failure"]) == float(penalty > 0)
+        assert np.isclose(float(b.reward), float(a.reward) - penalty)
+
+
 def test_weights_round_trip_through_disk(tmp_path, untrained):
     ant_expert.save(tmp_path, untrained.params, TINY, {"steps": 7})
     loaded = ant_expert.AntExpert.load(tmp_path)
@@ -112,6 +124,25 @@ def test_tiny_training_run_checkpoints_and_resumes(tmp_path):
     assert finished and all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(again), jax.tree.leaves(params)))
     with pytest.raises(ValueError, match="another config"):
         ant_ppo.train(ant_ppo.preset("tiny", seed=1), tmp_path)
+    # a time budget spent by the first evaluation still trains to the next checkpoint (it used to
+    # stop before any checkpoint existed, and then fail to load one); the compile is cached by now
+    ant_ppo.train(cfg, tmp_path / "short", max_seconds=0, log=lambda _: None)
+    assert ant_expert.AntExpert.load(tmp_path / "short" / "latest").meta["steps"] > 0
+
+
+def test_a_fine_tuning_run_starts_from_the_expert_and_then_resumes_its_own_checkpoint(tmp_path, untrained):
+    ant_expert.save(tmp_path / "expert", untrained.params, TINY, {"steps": 5})
+    cfg = ant_ppo.preset("tiny", networks=TINY, init_from=str(tmp_path / "expert"))
+    steps, params, _ = ant_ppo.starting_point(cfg, tmp_path / "run" / "latest")
+    assert steps == 0 and all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(params),
+                                                                    jax.tree.leaves(untrained.params)))
+    ant_ppo.save_checkpoint(tmp_path / "run" / "latest", untrained.params, TINY, steps=40, seed=0)
+    assert ant_ppo.starting_point(cfg, tmp_path / "run" / "latest")[0] == 40  # its own checkpoint wins
+    assert ant_ppo.starting_point(ant_ppo.preset("tiny"), tmp_path / "none")[:2] == (0, None)
+    # only an expert of the config's shape, refused before anything is written or compiled
+    with pytest.raises(ValueError, match="has networks"):
+        ant_ppo.train(ant_ppo.preset("tiny", init_from=str(tmp_path / "expert")), tmp_path / "bad")
+    assert not (tmp_path / "bad" / "train_config.json").exists()
 
 
 def test_end_causes_read_the_last_state():

@@ -31,7 +31,7 @@ def test_the_paper_preset_is_the_spec():
     (lambda c: c.update(best_alpha=0.123), "best_alpha"),
     (lambda c: c.update(methods=("beta1",)), "beta1.alpha"),
     (lambda c: c.train.update(steps=5), "train.steps"),
-    (lambda c: c.data.update(max_episode_steps=101), "max_episode_steps"),
+    (lambda c: c.data.update(max_episode_steps=501), "max_episode_steps"),
     (lambda c: c.metacontroller.update(latent_dim=0), "latent_dim"),
     (lambda c: c.compile.update(max_segments=1), "max_segments"),
     (lambda c: c.optim.update(schedule="linear"), "schedule"),
@@ -41,6 +41,14 @@ def test_bad_configs_fail_before_any_compute(change, message, tmp_path):
     change(config)
     with pytest.raises(ValueError, match=message):
         Discoverer(config, tmp_path / "no-such-run")  # the config check comes before loading
+
+
+def test_rows_longer_than_the_models_world_fail_before_the_model_is_loaded(tmp_path):
+    (tmp_path / "config.json").write_text('{"env": "grid_pinpad"}')  # no checkpoint: loading would fail
+    config = discover_config("tiny")
+    config.data.max_episode_steps = 101  # the grid's T is 100 (the ant's 500)
+    with pytest.raises(ValueError, match="<= 100 on grid_pinpad"):
+        Discoverer(config, tmp_path)
 
 
 def test_a_missing_pretraining_run_is_named(tmp_path):

@@ -117,7 +117,7 @@ def test_internal_rl(reproduced):
     assert (workdir / "rl_curves_log.png").stat().st_size > 0
 
 
-@pytest.mark.parametrize("env, preset", [("ant", "tiny"), ("grid", "huge")])
+@pytest.mark.parametrize("env, preset", [("maze", "tiny"), ("ant", "huge")])
 def test_bad_env_or_preset_fails_before_any_compute(env, preset, tmp_path):
     from irl.pipeline import reproduce
 

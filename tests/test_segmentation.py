@@ -19,6 +19,9 @@ def test_true_boundaries_are_the_first_steps_of_each_new_subgoal():
     progress = np.array([[0, 0, 1, 1, 2, 2, 3, 4, 4, 5, 6, 6]])
     mask = np.array([[True] * 10 + [False] * 2])
     np.testing.assert_array_equal(np.flatnonzero(true_boundaries(progress, mask)[0]), [4, 7])
+    # on the ant a subgoal is one colour: every visit starts a new one
+    np.testing.assert_array_equal(np.flatnonzero(true_boundaries(progress, mask, colors_per_subgoal=1)[0]),
+                                  [2, 4, 6, 7, 9])
 
 
 def test_switch_points_exclude_the_forced_start_and_padding():

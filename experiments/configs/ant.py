@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import ml_collections
 
-from experiments.configs import from_spec
+from experiments.configs import from_spec, grid
 
 PRESETS = ("tiny", "small", "paper")
 
@@ -63,22 +63,83 @@ def pretrain_config(preset: str) -> ml_collections.ConfigDict:
 
 
 def analysis_config(preset: str) -> ml_collections.ConfigDict:
-    """Linear probes (Table A6) of a pretrained ant model (`analysis-<preset>`)."""
+    """Linear probes (Table A6) and supervised controllers (Tables A7/A8) of a pretrained ant
+    model (`analysis-<preset>`). A controller's code is one colour."""
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; known: {', '.join(PRESETS)}")
     c = ml_collections.ConfigDict()
     c.seed = 0
     c.probe = ml_collections.ConfigDict(dict(steps=8000, batch=512, lr=1e-3, weight_decay=0.0, eval_episodes=2048))
+    c.control = ml_collections.ConfigDict(dict(
+        steps=3200, batch=512, lr=1e-3, weight_decay=0.03, rank=16, hidden=32, layers=(), eval_episodes=1024,
+    ))  # layers () = every layer 0..L
     if preset == "small":
         c.probe.update(steps=300, batch=32, eval_episodes=64)
+        c.control.update(steps=300, batch=32, eval_episodes=64)
     elif preset == "tiny":
         c.probe.update(steps=10, batch=4, eval_episodes=4)
+        c.control.update(steps=4, batch=4, eval_episodes=4, rank=4, layers=(1,))
     return c
 
 
-STAGE_CONFIGS = {"analysis": analysis_config}
+def discover_config(preset: str) -> ml_collections.ConfigDict:
+    """The metacontroller and its discovery baselines on the ant (SPEC.md section 6): the grid's
+    settings, with rows as long as the ant model's and a looser switch tolerance (an ant
+    step is 0.05 s; a colour is entered over several steps)."""
+    c = grid.discover_config(preset)
+    c.data.max_episode_steps = pretrain_config(preset).data.max_episode_steps
+    c.eval.tolerance = 5
+    if preset == "small":
+        # the ant's rows are four times the grid's: fewer alphas and steps fit the CPU budget
+        c.alphas = (0.05, 0.1, 0.3)
+        c.data.batch = 16
+        c.train.update(steps=600, eval_every=300, kl_free_steps=100, kl_warmup_steps=200)
+        c.cotrained.update(alphas=(0.05, 0.3), steps=300)
+        c.compile.update(steps=400)
+        c.eval.update(episodes=64, progress_episodes=32)
+    elif preset == "tiny":
+        c.methods = ("metacontroller",)  # the others read the same spaces; the grid's tiny run covers them
+    return c
+
+
+def rl_config(preset: str) -> ml_collections.ConfigDict:
+    """Internal RL and its baselines on the ant's post-training task (SPEC.md section 7): the
+    grid's settings with the ant's budget, 51.2k updates x 256 episodes at the paper preset."""
+    c = grid.rl_config(preset)
+    c.env = "ant_pinpad"
+    if preset == "paper":
+        c.train.update(updates=51_200, batch=256, chunk_updates=256)
+    elif preset == "small":
+        # an update of 2 runs x 32 episodes pays 32k MJX steps of T = 500 (about 20k/s here)
+        c.train.update(updates=30, batch=32, chunk_updates=5)
+        c.render_tries = 16
+    elif preset == "tiny":
+        c.methods = ("internal", "raw_action")  # each method compiles its own MJX rollout
+        c.train.update(updates=2, batch=4, chunk_updates=1)
+    return c
+
+
+def inject_config(preset: str) -> ml_collections.ConfigDict:
+    """The latent-code injection analysis (irl/analysis/injection.py): codes collected from
+    collect_episodes prior-code episodes, each injection judged on eval_episodes new ones."""
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; known: {', '.join(PRESETS)}")
+    c = ml_collections.ConfigDict()
+    c.seed = 0
+    # unseen_transition: (first, then), a transition no pretraining task makes
+    c.inject = ml_collections.ConfigDict(dict(collect_episodes=2048, eval_episodes=1024, switch_step=30,
+                                              unseen_transition=(0, 1)))
+    if preset == "small":
+        c.inject.update(collect_episodes=512, eval_episodes=256)
+    elif preset == "tiny":
+        c.inject.update(collect_episodes=4, eval_episodes=4)
+    return c
+
+
+STAGE_CONFIGS = {"analysis": analysis_config, "discover": discover_config, "rl": rl_config, "inject": inject_config}
 
 
 def get_config(spec: str = "small") -> ml_collections.ConfigDict:
-    """`<preset>` for pretraining; `analysis-<preset>` for the probes."""
+    """`<preset>` for pretraining; `<stage>-<preset>` for a later stage, stage in analysis
+    (probes and supervised controllers) | discover | rl | inject."""
     return from_spec(spec, pretrain_config, STAGE_CONFIGS)

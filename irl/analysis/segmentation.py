@@ -2,8 +2,9 @@
 
 A *switch* is a step t >= 1 with beta_t >= 0.5 (the forced beta at t = 0 is not a decision).
 A *true boundary* is a step t >= 1 at which the subgoal being pursued changes: the first step
-acted after the second colour of a subgoal was visited, i.e. where progress // 2 changes
-(progress counts the task colours visited before acting at t; each subgoal is two colours).
+acted after the last colour of a subgoal was visited, i.e. where progress // colors_per_subgoal
+changes (progress counts the task colours visited before acting at t; a subgoal is two colours
+on the grid, one on the ant).
 Switches are matched one-to-one to boundaries within +-tolerance steps; precision, recall and
 F1 are pooled over all episodes (micro-averaged).
 
@@ -19,7 +20,6 @@ from __future__ import annotations
 import numpy as np
 
 SWITCH_THRESHOLD = 0.5
-COLORS_PER_SUBGOAL = 2
 
 
 def switch_points(beta: np.ndarray, mask: np.ndarray, threshold: float = SWITCH_THRESHOLD) -> np.ndarray:
@@ -30,9 +30,9 @@ def switch_points(beta: np.ndarray, mask: np.ndarray, threshold: float = SWITCH_
     return switches
 
 
-def true_boundaries(progress: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """bool [B, T]: real steps t >= 1 where the subgoal index progress // 2 changes."""
-    segment = np.asarray(progress) // COLORS_PER_SUBGOAL
+def true_boundaries(progress: np.ndarray, mask: np.ndarray, colors_per_subgoal: int = 2) -> np.ndarray:
+    """bool [B, T]: real steps t >= 1 where the subgoal index progress // colors_per_subgoal changes."""
+    segment = np.asarray(progress) // colors_per_subgoal
     mask = np.asarray(mask, bool)
     boundaries = np.zeros(segment.shape, bool)
     boundaries[:, 1:] = (segment[:, 1:] != segment[:, :-1]) & mask[:, 1:]
@@ -73,10 +73,10 @@ def binary_fraction(beta: np.ndarray, mask: np.ndarray, low: float = 0.1, high: 
 
 
 def segmentation_scores(beta: np.ndarray, mask: np.ndarray, progress: np.ndarray, tolerance: int = 1,
-                        threshold: float = SWITCH_THRESHOLD) -> dict[str, float]:
+                        colors_per_subgoal: int = 2, threshold: float = SWITCH_THRESHOLD) -> dict[str, float]:
     """beta [B, T] in [0, 1], mask bool [B, T], progress int [B, T] -> the measures above."""
     mask = np.asarray(mask, bool)
-    predicted, true = switch_points(beta, mask, threshold), true_boundaries(progress, mask)
+    predicted, true = switch_points(beta, mask, threshold), true_boundaries(progress, mask, colors_per_subgoal)
     matched = sum(count_matches(p, t, tolerance) for p, t in zip(predicted, true))
     precision, recall, f1 = precision_recall_f1(matched, int(predicted.sum()), int(true.sum()))
     episodes = max(len(mask), 1)

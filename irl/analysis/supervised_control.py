@@ -2,6 +2,8 @@
 through the hypernetwork), the controller written at `layer` of the frozen base model while that
 subgoal is active, trained by the expert's action likelihood. Evaluated closed-loop on a task
 (the post-training task: never seen in pretraining) by switching codes with the true progress.
+The action head is read through the environment's action space (irl/spaces.py): the grid's
+moves or the ant's Gaussian torques.
 """
 
 from __future__ import annotations
@@ -14,39 +16,40 @@ import optax
 
 from irl.control import linear
 from irl.data import ExpertBatch
-from irl.envs.grid_pinpad import current_subgoal
 from irl.models.base import BaseModel
 from irl.rollout import Episodes, run_base_model
+from irl.spaces import CategoricalActions
 
 N_SUBGOALS = 4
 
 
 def controlled_action_nll(model: BaseModel, base_params, ctrl_params, cfg: linear.ControllerConfig, layer: int,
-                          batch: ExpertBatch) -> tuple[jax.Array, jax.Array]:
-    """Mean action NLL and accuracy of the base model steered by the true subgoal's controller."""
+                          batch: ExpertBatch, action_space=CategoricalActions()) -> tuple[jax.Array, jax.Array]:
+    """Mean action NLL and agreement (action_space.metric: the grid's accuracy, the ant's
+    squared error) of the base model steered by the true subgoal's controller."""
     e = jax.lax.stop_gradient(model.lower(base_params, batch.obs[:, :-1], layer))
     a, b = linear.factors(ctrl_params, jax.nn.one_hot(batch.subgoal, cfg.code_dim), cfg)
-    logits, _ = model.upper(base_params, linear.apply(e, a, b), layer)
-    nll = -jnp.take_along_axis(jax.nn.log_softmax(logits), batch.actions[..., None], -1)[..., 0]
+    out, _ = model.upper(base_params, linear.apply(e, a, b), layer)
     weight = batch.mask.astype(jnp.float32)
     n = jnp.maximum(weight.sum(), 1.0)
-    return (nll * weight).sum() / n, ((jnp.argmax(logits, -1) == batch.actions) * weight).sum() / n
+    mean = lambda x: (x * weight).sum() / n
+    return mean(action_space.nll(out, batch.actions)), mean(action_space.agreement(out, batch.actions))
 
 
 def train_controllers(model: BaseModel, base_params, episodes: Callable[[jax.Array], ExpertBatch], key: jax.Array,
                       layer: int, steps: int, cfg: linear.ControllerConfig, lr: float = 1e-3,
-                      weight_decay: float = 0.03) -> tuple[dict, dict]:
-    """Returns (controller params, {"nll", "accuracy"} per step)."""
+                      weight_decay: float = 0.03, action_space=CategoricalActions()) -> tuple[dict, dict]:
+    """Returns (controller params, {"nll", "agreement"} per step)."""
     init_key, data_key = jax.random.split(key)
     params = linear.init(init_key, cfg)
     optimizer = optax.adamw(lr, weight_decay=weight_decay)
 
     def step(carry, step_key):
         params, opt_state = carry
-        loss_fn = lambda p: controlled_action_nll(model, base_params, p, cfg, layer, episodes(step_key))
-        (nll, accuracy), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
+        loss_fn = lambda p: controlled_action_nll(model, base_params, p, cfg, layer, episodes(step_key), action_space)
+        (nll, agreement), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
         updates, opt_state = optimizer.update(grads, opt_state, params)
-        return (optax.apply_updates(params, updates), opt_state), {"nll": nll, "accuracy": accuracy}
+        return (optax.apply_updates(params, updates), opt_state), {"nll": nll, "agreement": agreement}
 
     @jax.jit
     def run(params, key):
@@ -57,10 +60,12 @@ def train_controllers(model: BaseModel, base_params, episodes: Callable[[jax.Arr
 
 
 def run_controlled(model: BaseModel, base_params, ctrl_params, cfg: linear.ControllerConfig, layer: int, env,
-                   env_params, key: jax.Array, n_episodes: int, record: bool = False) -> Episodes:
+                   env_params, key: jax.Array, n_episodes: int, record: bool = False,
+                   action_space=CategoricalActions()) -> Episodes:
     """Closed-loop episodes with the controller of the environment's true current subgoal."""
     def steer(e, state):
-        a, b = linear.factors(ctrl_params, jax.nn.one_hot(jax.vmap(current_subgoal)(state), cfg.code_dim), cfg)
+        a, b = linear.factors(ctrl_params, jax.nn.one_hot(jax.vmap(env.current_subgoal)(state), cfg.code_dim), cfg)
         return linear.apply(e, a, b)
 
-    return run_base_model(model, base_params, env, env_params, key, n_episodes, layer=layer, steer=steer, record=record)
+    return run_base_model(model, base_params, env, env_params, key, n_episodes, layer=layer, steer=steer, record=record,
+                          action_space=action_space)

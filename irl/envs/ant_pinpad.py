@@ -83,6 +83,14 @@ def symlog(x):
     return jnp.sign(x) * jnp.log1p(jnp.abs(x))
 
 
+XY_SLICE = slice(OBS_SIZE - 2 - 2 * (N_COLORS + N_WALLS) - 2, OBS_SIZE - 2 - 2 * (N_COLORS + N_WALLS))
+
+
+def xy_of_observation(obs: jax.Array) -> jax.Array:
+    """[..., 2]: the torso's x, y (metres) read back from observations [..., OBS_SIZE]."""
+    return obs[..., XY_SLICE] * HALF
+
+
 def observation(state: AntPinpadState) -> jax.Array:
     """float32 [41]: symlog(qpos without the torso's x, y; qvel), the torso's x, y scaled to
     [-1, 1], its offsets to each colour cell's and the wall cell's centre scaled by the arena
@@ -122,6 +130,10 @@ class AntPinpad:
     obs_size = OBS_SIZE
     action_size = N_JOINTS
     colors_per_subgoal = 1  # a subgoal is one colour
+
+    @staticmethod
+    def current_subgoal(state: AntPinpadState) -> jax.Array:
+        return current_subgoal(state)
 
     def __init__(self):
         self.mj_model, self.model = ant_model()  # built here, outside any jit trace

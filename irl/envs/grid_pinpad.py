@@ -150,6 +150,7 @@ class GridPinpad:
     obs_size = OBS_SIZE
     n_actions = N_ACTIONS
     colors_per_subgoal = COLORS_PER_SUBGOAL
+    current_subgoal = staticmethod(current_subgoal)
 
     def reset_attempt(
         self, key: jax.Array, params: GridPinpadParams, attempt: jax.Array | int = 0

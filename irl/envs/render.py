@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import jax
 import numpy as np
 from PIL import Image, ImageDraw
 
@@ -80,10 +81,15 @@ def _draw(colors, walls, path, header: str, cell: int, grid_size: int = GRID_SIZ
     return np.asarray(image)
 
 
-def render_state(state: GridPinpadState, cell: int = 40) -> np.ndarray:
-    """uint8 [H, W, 3] picture of one (unbatched) state, with task and progress on top."""
+def _task_header(state, title: str = "") -> str:
     task = [int(c) for c in np.asarray(state.task)[: int(state.task_len)]]
     header = f"task {'-'.join(map(str, task))}  progress {int(state.progress)}  t={int(state.t)}"
+    return f"{title}  {header}" if title else header
+
+
+def render_state(state: GridPinpadState, cell: int = 40) -> np.ndarray:
+    """uint8 [H, W, 3] picture of one (unbatched) state, with task and progress on top."""
+    header = _task_header(state)
     return _draw(np.asarray(state.colors), np.asarray(state.walls), [np.asarray(state.agent)], header, cell)
 
 
@@ -100,16 +106,25 @@ def render_episode(obs: np.ndarray, length: int | None = None, title: str = "", 
     return _draw(colors, walls, path, header, cell)
 
 
-def render_ant(state, path_xy: np.ndarray | None = None, cell: int = 80) -> np.ndarray:
+def render_ant(state, path_xy: np.ndarray | None = None, cell: int = 80, title: str = "") -> np.ndarray:
     """uint8 [H, W, 3]: an (unbatched) AntPinpadState's arena from above, the torso's path
     path_xy [T, 2] (metres; default: where the torso is now) and the task on top."""
     from irl.envs.ant_pinpad import CELL, GRID_SIZE as ANT_GRID, HALF
 
     path_xy = np.asarray(state.physics.qpos[None, :2] if path_xy is None else path_xy)
     path = (path_xy[:, ::-1] + HALF) / CELL - 0.5  # fractional (row, col)
-    task = [int(c) for c in np.asarray(state.task)[: int(state.task_len)]]
-    header = f"task {'-'.join(map(str, task))}  progress {int(state.progress)}  t={int(state.t)}"
-    return _draw(np.asarray(state.colors), np.asarray(state.walls), path, header, cell, ANT_GRID)
+    return _draw(np.asarray(state.colors), np.asarray(state.walls), path, _task_header(state, title), cell, ANT_GRID)
+
+
+def render_recorded(episodes, i: int, title: str = "") -> np.ndarray:
+    """Episode i of a recorded irl.rollout.Episodes (record=True) of either world."""
+    obs, length = np.asarray(episodes.obs[i]), int(episodes.length[i])
+    if not hasattr(episodes.final, "physics"):  # the grid: everything is in the observations
+        return render_episode(obs, length, title=title)
+    from irl.envs.ant_pinpad import xy_of_observation
+
+    final = jax.tree.map(lambda x: np.asarray(x)[i], episodes.final)
+    return render_ant(final, xy_of_observation(obs[: length + 1]), title=title)
 
 
 def save_png(image: np.ndarray, path: str | Path) -> Path:

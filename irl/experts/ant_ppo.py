@@ -59,8 +59,9 @@ with warnings.catch_warnings():
 class DirectionFollowing(Env):
     """AntPinpad seen by the expert in training, as a (single-episode) brax environment."""
 
-    def __init__(self, tasks: str = "pretrain"):
+    def __init__(self, tasks: str = "pretrain", failure_penalty: float = 0.0):
         self.world, self.world_params = irl.envs.make("ant_pinpad", tasks=tasks)
+        self.failure_penalty = failure_penalty
 
     def reset(self, rng: jax.Array) -> State:
         obs, world_state = self.world.reset(rng, self.world_params)
@@ -77,6 +78,7 @@ class DirectionFollowing(Env):
         metrics = dict(state.metrics,  # wrappers may keep their own entries here
                        success=info["success"].astype(jnp.float32), failure=info["failure"].astype(jnp.float32),
                        visits=(world_state.progress - before.progress).astype(jnp.float32))
+        reward = reward - self.failure_penalty * info["failure"].astype(jnp.float32)
         return state.replace(pipeline_state=world_state, obs=jnp.concatenate([obs, features]), reward=reward,
                              done=ended.astype(jnp.float32), metrics=metrics)
 
@@ -143,6 +145,8 @@ class ExpertTrainConfig:
     clipping_epsilon: float = 0.3
     max_grad_norm: float = 1.0
     episode_length: int = 500
+    failure_penalty: float = 0.0  # (ours) subtracted from the reward of the step that fails the task
+    init_from: str = ""  # an exported expert whose weights and normaliser start the run ("" = fresh)
     num_evals: int = 20
     num_eval_envs: int = 256
     seed: int = 0
@@ -159,6 +163,8 @@ class ExpertTrainConfig:
                 raise ValueError(f"ExpertTrainConfig.{name} must be > 0, got {getattr(self, name)}")
         if not 0 < self.discounting <= 1 or not 0 <= self.gae_lambda <= 1 or self.entropy_cost < 0:
             raise ValueError("need 0 < discounting <= 1, 0 <= gae_lambda <= 1 and entropy_cost >= 0")
+        if self.failure_penalty < 0:
+            raise ValueError(f"ExpertTrainConfig.failure_penalty must be >= 0, got {self.failure_penalty}")
         if (self.batch_size * self.num_minibatches) % self.num_envs:
             raise ValueError(f"batch_size * num_minibatches ({self.batch_size * self.num_minibatches}) must be "
                              f"a multiple of num_envs ({self.num_envs}), as brax's PPO requires")
@@ -186,6 +192,10 @@ PRESETS = {
     # the same, scaled to a 2-core CPU (about 10k steps/s)
     "cpu": dict(num_timesteps=30_000_000, num_envs=512, batch_size=256, num_minibatches=16, unroll_length=5,
                 num_evals=30),
+    # (ours) the GPU run continued from an exported expert, with the task's failures penalised
+    # and less entropy regularisation (pass --init_from)
+    "gpu-finetune": dict(num_timesteps=300_000_000, num_envs=4096, batch_size=2048, num_minibatches=32,
+                         unroll_length=5, num_evals=40, failure_penalty=10.0, entropy_cost=1e-3),
     # seconds: for tests of the machinery
     "tiny": dict(num_timesteps=2_560, num_envs=16, batch_size=16, num_minibatches=2, unroll_length=5, num_evals=2,
                  num_eval_envs=4, networks=ExpertNetworks((16, 16), (16, 16))),
@@ -216,6 +226,20 @@ class _OutOfTime(Exception):
     pass
 
 
+def starting_point(cfg: ExpertTrainConfig, latest: Path) -> tuple[int, object, str]:
+    """(steps done, the (normaliser, policy, value) to start from or None for fresh weights,
+    a line saying which): the run's last checkpoint `latest`, else cfg.init_from's expert."""
+    if (latest / ant_expert.META_FILE).exists():
+        previous = ant_expert.AntExpert.load(latest)
+        return int(previous.meta["steps"]), previous.params, f"resuming from {latest} at {previous.meta['steps']:,} steps"
+    if not cfg.init_from:
+        return 0, None, "starting from fresh weights"
+    start_from = ant_expert.AntExpert.load(cfg.init_from)
+    if start_from.networks != cfg.networks:
+        raise ValueError(f"the expert in {cfg.init_from} has networks {start_from.networks}, the config {cfg.networks}")
+    return 0, start_from.params, f"starting from the expert in {cfg.init_from} ({start_from.meta['steps']:,} steps)"
+
+
 def train(cfg: ExpertTrainConfig, workdir: str | Path, max_seconds: float | None = None,
           log: Callable[[str], None] = print):
     """Train (or resume) in workdir: `latest/` holds the newest checkpoint (an ant_expert
@@ -229,15 +253,10 @@ def train(cfg: ExpertTrainConfig, workdir: str | Path, max_seconds: float | None
         saved = ExpertTrainConfig.from_dict(json.loads(config_path.read_text()))
         if saved != cfg:
             raise ValueError(f"{workdir} holds a run with another config; use a new workdir. saved: {saved}")
-    else:
-        config_path.write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
-
     latest = workdir / "latest"
-    done_steps, restore = 0, None
-    if (latest / ant_expert.META_FILE).exists():
-        previous = ant_expert.AntExpert.load(latest)
-        done_steps, restore = int(previous.meta["steps"]), previous.params
-        log(f"resuming from {latest} at {done_steps:,} steps")
+    done_steps, restore, where = starting_point(cfg, latest)
+    config_path.write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
+    log(where)
     remaining = cfg.num_timesteps - done_steps
     if remaining <= 0:
         return restore, True
@@ -256,12 +275,14 @@ def train(cfg: ExpertTrainConfig, workdir: str | Path, max_seconds: float | None
         log(f"{row['steps']:>12,} steps {row['seconds']:7.0f}s  "
             + "  ".join(f"{name} {row.get(f'eval/episode_{name}', float('nan')):.3f}" for name in EPISODE_METRICS)
             + f"  reward {row.get('eval/episode_reward', float('nan')):.1f}")
-        if max_seconds is not None and time.time() - start > max_seconds and row["steps"] < cfg.num_timesteps:
+        # never at step 0: brax reports the first evaluation before the first checkpoint is written
+        if max_seconds is not None and time.time() - start > max_seconds and 0 < step \
+                and row["steps"] < cfg.num_timesteps:
             raise _OutOfTime
 
     try:
         _, params, _ = brax_ppo.train(
-            environment=DirectionFollowing("pretrain"),
+            environment=DirectionFollowing("pretrain", cfg.failure_penalty),
             num_timesteps=remaining,
             wrap_env_fn=wrap_for_training,
             num_envs=cfg.num_envs,

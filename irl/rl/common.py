@@ -8,6 +8,8 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 
+from irl.spaces import CategoricalActions
+
 
 def over_batch(fn: Callable, batch_ndim: int) -> Callable:
     """fn vmapped over `batch_ndim` leading axes of every argument (0: fn itself)."""
@@ -43,15 +45,18 @@ def fold_in_time(keys: jax.Array, t: jax.Array) -> jax.Array:
     return over_batch(jax.random.fold_in, keys.ndim)(keys, t)
 
 
-def sample_actions(keys: jax.Array, logits: jax.Array, greedy: bool) -> jax.Array:
-    """One primitive action per episode: keys [*B], logits [*B, A] -> int32 [*B]."""
+def sample_actions(keys: jax.Array, out: jax.Array, greedy: bool, action_space=CategoricalActions()) -> jax.Array:
+    """One primitive action per episode, each from its own key: keys [*B], action-head
+    outputs [*B, H] -> actions [*B, ...] (the action space's mode if greedy)."""
     if greedy:
-        return jnp.argmax(logits, -1)
-    return over_batch(jax.random.categorical, keys.ndim)(keys, logits)
+        return action_space.mode(out)
+    return over_batch(action_space.sample, keys.ndim)(keys, out)
 
 
-def action_log_prob(logits: jax.Array, actions: jax.Array) -> jax.Array:
-    return jnp.take_along_axis(jax.nn.log_softmax(logits), actions[..., None], -1)[..., 0]
+def action_log_prob(out: jax.Array, actions: jax.Array, action_space=CategoricalActions()) -> jax.Array:
+    """log p(action) under the action head's distribution (the ant's torques: the Gaussian's
+    density at the clipped action, which acting and updating both use)."""
+    return -action_space.nll(out, actions)
 
 
 def split_keys(keys: jax.Array, n: int = 2) -> tuple[jax.Array, ...]:

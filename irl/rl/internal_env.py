@@ -42,6 +42,7 @@ from irl.control.metacontroller import MetacontrollerConfig
 from irl.models.base import BaseModel
 from irl.rl.common import (env_step, episode_keys, fold_in_time, over_batch, sample_actions, split_keys,
                            where_tree)
+from irl.spaces import CategoricalActions
 
 SWITCH_THRESHOLD = 0.5
 
@@ -76,7 +77,8 @@ class Trajectory:
     success: jax.Array  # bool [B]
     length: jax.Array  # int32 [B] raw steps
     progress: jax.Array  # int32 [B] task colours visited
-    obs: jax.Array | None = None  # uint8 [B, T+1, O] when recorded
+    obs: jax.Array | None = None  # [B, T+1, O] when recorded
+    final: object | None = None  # the environment's last state [B], when recorded
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,7 +88,8 @@ class InternalEnv:
     layer: int
     env: object
     env_params: object
-    greedy: bool = False  # argmax primitive actions instead of sampling (for tests)
+    greedy: bool = False  # the action head's mode instead of sampling (for tests)
+    action_space: object = CategoricalActions()  # how the base model's action head is read (irl/spaces.py)
 
     def __post_init__(self):
         if self.mc_cfg.width != self.model.width:
@@ -95,8 +98,9 @@ class InternalEnv:
             raise ValueError(f"controlled layer must be in 0..{self.model.n_layers}, got {self.layer}")
 
     @classmethod
-    def from_discovered(cls, discovered: Discovered, env, env_params, greedy: bool = False) -> "InternalEnv":
-        return cls(discovered.model, discovered.mc_cfg, discovered.layer, env, env_params, greedy)
+    def from_discovered(cls, discovered: Discovered, env, env_params, greedy: bool = False,
+                        action_space=CategoricalActions()) -> "InternalEnv":
+        return cls(discovered.model, discovered.mc_cfg, discovered.layer, env, env_params, greedy, action_space)
 
     @staticmethod
     def frozen_params(discovered: Discovered) -> dict:
@@ -129,7 +133,7 @@ class InternalEnv:
         act_keys, env_keys = split_keys(keys)
         a, b = metacontroller.controller(mc, state.z, self.mc_cfg)
         (logits, _), cache = self.model.upper_step(base, state.cache, linear.apply(state.e, a, b), self.layer)
-        action = sample_actions(act_keys, logits, self.greedy)
+        action = sample_actions(act_keys, logits, self.greedy, self.action_space)
         obs, env_state, reward, done, success = env_step(self.env, self.env_params, env_keys, state.env_state,
                                                          action, state.done)
         e_next, cache = self.model.lower_step(base, cache, obs, self.layer)
@@ -204,4 +208,5 @@ class InternalEnv:
         steps = jax.tree.map(lambda x: jnp.swapaxes(x, 0, 1), steps)
         obs = jnp.concatenate([obs0[:, None], steps.pop("obs")], axis=1) if record_obs else None
         return Trajectory(**steps, returns=steps["reward"].sum(1), success=state.success, length=state.length,
-                          progress=state.env_state.progress, obs=obs), decide_state
+                          progress=state.env_state.progress, obs=obs,
+                          final=state.env_state if record_obs else None), decide_state

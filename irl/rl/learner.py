@@ -23,11 +23,13 @@ import jax.numpy as jnp
 import ml_collections
 
 import irl.envs as envs
+from irl import spaces
 from irl.control.discovered import Discovered
 from irl.models.base import BaseModel
 from irl.rl import policy, ppo, raw_env
 from irl.rl.common import compact
 from irl.rl.internal_env import InternalEnv
+from irl.spaces import CategoricalActions
 
 INTERNAL_METHODS = ("internal", "beta1", "cotrained")
 METHODS = INTERNAL_METHODS + ("raw_action",)
@@ -77,9 +79,9 @@ def internal_agent(env: InternalEnv, cfg: policy.PolicyConfig, batch: int) -> Ag
     )
 
 
-def raw_action_agent(model: BaseModel, env, env_params, batch: int) -> Agent:
+def raw_action_agent(model: BaseModel, env, env_params, batch: int, action_space=CategoricalActions()) -> Agent:
     def collect(params, frozen, key):
-        eps = raw_env.rollout(model, params, env, env_params, key, batch)
+        eps = raw_env.rollout(model, params, env, env_params, key, batch, action_space=action_space)
         data = {"obs": eps.obs, "actions": eps.actions, "log_prob_old": eps.log_prob, "mask": eps.alive,
                 "returns": eps.returns}
         return data, _episode_stats(eps.success, eps.length, eps.progress, eps.length)
@@ -87,7 +89,7 @@ def raw_action_agent(model: BaseModel, env, env_params, batch: int) -> Agent:
     return Agent(
         init_policy=lambda key, frozen: frozen["base"],  # fine-tune the pretrained model itself
         collect=collect,
-        log_prob=lambda params, frozen, mb: raw_env.log_prob(model, params, mb["obs"], mb["actions"]),
+        log_prob=lambda params, frozen, mb: raw_env.log_prob(model, params, mb["obs"], mb["actions"], action_space),
     )
 
 
@@ -108,7 +110,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
         if not ok:
             raise ValueError(f"bad rl config: {message}")
 
-    need(config.env == "grid_pinpad", f"env must be 'grid_pinpad' for now, got {config.env!r}")
+    need(config.env in envs.ENV_NAMES, f"env must be one of {envs.ENV_NAMES}, got {config.env!r}")
     need(len(config.methods) > 0, "methods must not be empty")
     unknown = [m for m in config.methods if m not in METHODS]
     need(not unknown, f"unknown methods {unknown}; known: {METHODS}")
@@ -219,16 +221,17 @@ def make_train(config: ml_collections.ConfigDict, method: str, source: Discovere
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; known: {METHODS}")
     env, post_params = envs.make(config.env, tasks="post")
+    action_space = spaces.for_env(config.env)[0]
     ppo_cfg = ppo_config(config, method)
     optimizer = ppo.make_optimizer(ppo_cfg)
     batch = config.train.batch
     if method == "raw_action":
         frozen = {"base": _first_models(source.base_params, config.models)}
-        agent = raw_action_agent(source.model, env, post_params, batch)
+        agent = raw_action_agent(source.model, env, post_params, batch, action_space)
         return Learner(config, method, agent, frozen, optimizer, ppo_cfg)
     if not isinstance(source, Discovered):
         raise ValueError(f"method {method!r} needs a Discovered (base model + metacontroller), got {type(source).__name__}")
-    internal_env = InternalEnv.from_discovered(source, env, post_params)
+    internal_env = InternalEnv.from_discovered(source, env, post_params, action_space=action_space)
     p = config.policy
     policy_cfg = policy.PolicyConfig(input_width=source.model.width, latent_dim=source.mc_cfg.latent_dim,
                                      width=p.width, n_heads=p.n_heads, mlp_width=p.mlp_width,

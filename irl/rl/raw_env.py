@@ -15,12 +15,13 @@ from flax import struct
 
 from irl.models.base import BaseModel
 from irl.rl.common import action_log_prob, env_step, episode_keys, fold_in_time, sample_actions, split_keys
+from irl.spaces import CategoricalActions
 
 
 @struct.dataclass
 class RawEpisodes:
-    obs: jax.Array  # uint8 [B, T+1, O]: o_1..o_{T+1}; zeros after the end
-    actions: jax.Array  # int32 [B, T]
+    obs: jax.Array  # [B, T+1, O]: o_1..o_{T+1}; zeros after the end
+    actions: jax.Array  # [B, T] moves (int32) or [B, T, A] torques
     log_prob: jax.Array  # [B, T] log p(a_t | o_1..t) when acting
     alive: jax.Array  # bool [B, T]: step t was taken
     returns: jax.Array  # [B]
@@ -30,7 +31,7 @@ class RawEpisodes:
 
 
 def rollout(model: BaseModel, params, env, env_params, key: jax.Array, n_episodes: int,
-            greedy: bool = False) -> RawEpisodes:
+            greedy: bool = False, action_space=CategoricalActions()) -> RawEpisodes:
     """`n_episodes` episodes in lockstep over T = time_limit steps, one lax.scan; keys as in
     irl.rl.common.episode_keys (the same layouts as irl.rollout.run_base_model)."""
     steps = int(env_params.time_limit)
@@ -43,11 +44,11 @@ def rollout(model: BaseModel, params, env, env_params, key: jax.Array, n_episode
         act_keys, env_keys = split_keys(fold_in_time(action_keys, t))
         e, cache = model.lower_step(params, cache, obs, 0)
         (logits, _), cache = model.upper_step(params, cache, e, 0)
-        action = sample_actions(act_keys, logits, greedy)
+        action = sample_actions(act_keys, logits, greedy, action_space)
         alive = ~done
         next_obs, env_state, reward, done, succeeded = env_step(env, env_params, env_keys, env_state, action, done)
         out = {"obs": jnp.where(alive[:, None], next_obs, 0), "actions": action,
-               "log_prob": action_log_prob(logits, action), "alive": alive, "reward": reward}
+               "log_prob": action_log_prob(logits, action, action_space), "alive": alive, "reward": reward}
         return (next_obs, env_state, cache, done, success | succeeded), out
 
     zeros = jnp.zeros(n_episodes, bool)
@@ -58,8 +59,9 @@ def rollout(model: BaseModel, params, env, env_params, key: jax.Array, n_episode
                        length=out["alive"].sum(1).astype(jnp.int32), progress=env_state.progress)
 
 
-def log_prob(model: BaseModel, params, obs: jax.Array, actions: jax.Array) -> jax.Array:
+def log_prob(model: BaseModel, params, obs: jax.Array, actions: jax.Array,
+             action_space=CategoricalActions()) -> jax.Array:
     """log p(a_t | o_1..t) [B, T] by one teacher-forced forward over obs [B, T+1, O] (the last
     observation is never an input)."""
     logits, _ = model.forward(params, obs[:, :-1])
-    return action_log_prob(logits, actions)
+    return action_log_prob(logits, actions, action_space)

@@ -12,39 +12,37 @@ from absl import logging
 import irl.envs as envs
 from irl.analysis.supervised_control import N_SUBGOALS, run_controlled, train_controllers
 from irl.control.linear import ControllerConfig
-from irl.envs.render import render_episode, save_png
+from irl.envs.render import render_recorded, save_png
 from irl.figures import plot_curves
 from irl.pretraining import load_pretrained
 
 
-def subgoal_completion(progress: np.ndarray, success: np.ndarray, n_subgoals: int) -> float:
+def subgoal_completion(progress: np.ndarray, success: np.ndarray, n_subgoals: int, colors_per_subgoal: int = 2) -> float:
     """Completed subgoals / attempted subgoals over episodes (an attempt that failed counts)."""
-    completed = np.minimum(progress // 2, n_subgoals)
+    completed = np.minimum(progress // colors_per_subgoal, n_subgoals)
     attempted = completed + (~success).astype(int)
     return float(completed.sum() / max(attempted.sum(), 1))
 
 
-def render_solved_episode(path, model, params, controllers, ctrl_cfg, layer, env, post_params, tries: int = 64):
+def render_solved_episode(path, model, params, controllers, ctrl_cfg, layer, env, post_params, action_space,
+                          tries: int = 64):
     """Draw the first post-task episode of seed 0 that the controllers solve (or the longest)."""
     first = lambda tree: jax.tree.map(lambda x: x[0], tree)
     run = jax.jit(lambda key: run_controlled(model, first(params), first(controllers), ctrl_cfg, layer, env,
-                                             post_params, key, tries, record=True))
+                                             post_params, key, tries, record=True, action_space=action_space))
     episodes = jax.device_get(run(jax.random.key(7)))
     solved = np.flatnonzero(episodes.success)
     i = int(solved[0]) if solved.size else int(np.argmax(episodes.progress))
     title = f"layer {layer} controllers, post task: {'solved' if episodes.success[i] else 'not solved'}"
-    save_png(render_episode(episodes.obs[i], episodes.length[i], title=title), path)
+    save_png(render_recorded(episodes, i, title=title), path)
 
 
 def control(config, pretrained: str | Path, workdir: str | Path) -> dict:
     cfg = config.control
     if cfg.steps < 1 or cfg.batch < 1 or cfg.eval_episodes < 1:
         raise ValueError(f"control.steps, control.batch and control.eval_episodes must be >= 1, got {cfg}")
-    env_name = json.loads((Path(pretrained) / "config.json").read_text())["env"]
-    if env_name != "grid_pinpad":  # before any compute
-        raise ValueError(f"supervised controllers run on grid_pinpad models only so far, not {env_name}")
     trainer, params = load_pretrained(pretrained)
-    model, env = trainer.model, trainer.env
+    model, env, action_space = trainer.model, trainer.env, trainer.action_space
     layers = list(cfg.layers) or list(range(model.n_layers + 1))
     if any(not 0 <= layer <= model.n_layers for layer in layers):
         raise ValueError(f"control.layers must lie in 0..{model.n_layers}, got {layers}")
@@ -52,7 +50,7 @@ def control(config, pretrained: str | Path, workdir: str | Path) -> dict:
     # training rows only as long as pretraining's (the rest of a 100-step row is padding)
     episodes = trainer.expert_data(cfg.batch, trainer.config.data.max_episode_steps)
     _, post_params = envs.make(trainer.config.env, tasks="post")
-    n_post_subgoals = int(post_params.task_lens[0]) // 2
+    n_post_subgoals = int(post_params.task_lens[0]) // env.colors_per_subgoal
     seeds = jax.tree.leaves(params)[0].shape[0]
     keys = jax.random.split(jax.random.key(config.seed), seeds)
 
@@ -62,19 +60,20 @@ def control(config, pretrained: str | Path, workdir: str | Path) -> dict:
         def one_seed(base_params, key, layer=layer):
             train_key, eval_key = jax.random.split(key)
             ctrl, history = train_controllers(model, base_params, episodes, train_key, layer, cfg.steps, ctrl_cfg,
-                                              cfg.lr, cfg.weight_decay)
+                                              cfg.lr, cfg.weight_decay, action_space)
             result = run_controlled(model, base_params, ctrl, ctrl_cfg, layer, env, post_params, eval_key,
-                                    cfg.eval_episodes)
-            return result, history["accuracy"][-1], ctrl
+                                    cfg.eval_episodes, action_space=action_space)
+            return result, history["agreement"][-1], ctrl
 
-        result, train_accuracy, ctrl = jax.device_get(jax.vmap(one_seed)(params, keys))
+        result, train_agreement, ctrl = jax.device_get(jax.vmap(one_seed)(params, keys))
         success = np.asarray(result.success)
         per_layer.append({
             "layer": layer,
             "success_by_seed": success.mean(1).tolist(),
             "success": float(success.mean()),
-            "subgoal_completion": subgoal_completion(np.asarray(result.progress), success, n_post_subgoals),
-            "train_action_accuracy": float(np.mean(train_accuracy)),
+            "subgoal_completion": subgoal_completion(np.asarray(result.progress), success, n_post_subgoals,
+                                                     env.colors_per_subgoal),
+            f"train_action_{action_space.metric}": float(np.mean(train_agreement)),
         })
         controllers[layer] = ctrl
         logging.warning("layer %d: post-task success %.3f", layer, per_layer[-1]["success"])
@@ -94,7 +93,7 @@ def control(config, pretrained: str | Path, workdir: str | Path) -> dict:
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "control.json").write_text(json.dumps(summary, indent=2))
     render_solved_episode(workdir / "controlled_episode.png", model, params, controllers[best["layer"]], ctrl_cfg,
-                          best["layer"], env, post_params)
+                          best["layer"], env, post_params, action_space)
     plot_curves(workdir / "control_success_by_layer.png", layers,
                 {"post-task success": summary["success_by_layer"],
                  "per-subgoal completion": summary["subgoal_completion_by_layer"]},

@@ -25,7 +25,7 @@ from irl.data import ExpertBatch, episode_tokens
 from irl.discovery import METHODS, Discoverer, Method, export, take
 from irl.figures import plot_beta_traces, plot_rate_distortion
 
-SCALARS = ("kl", "action_nll", "accuracy")
+SCALARS = ("kl", "action_nll", "agreement")
 
 
 def measure(discoverer: Discoverer, method: Method, analyse, params: dict, episodes: ExpertBatch, tolerance: int,
@@ -35,6 +35,7 @@ def measure(discoverer: Discoverer, method: Method, analyse, params: dict, episo
     method's `Discoverer.analyse_fn` (made once, so it compiles once)."""
     tokens = episode_tokens(episodes)
     mask, progress = np.asarray(episodes.mask), np.asarray(episodes.progress)
+    colors_per_subgoal = discoverer.pretrainer.env.colors_per_subgoal
     by_alpha, gates = [], []
     for a, alpha in enumerate(method.alphas):
         per_seed = {"mu": [], "sampled": []}
@@ -43,7 +44,7 @@ def measure(discoverer: Discoverer, method: Method, analyse, params: dict, episo
             key = jax.random.fold_in(discoverer.eval_key, 2 + seed)
             for mode in per_seed:
                 out = jax.device_get(analyse(trainable, base, tokens, key, sample=mode == "sampled"))
-                scores = segmentation_scores(np.asarray(out["beta"]), mask, progress, tolerance)
+                scores = segmentation_scores(np.asarray(out["beta"]), mask, progress, tolerance, colors_per_subgoal)
                 per_seed[mode].append({**scores, **{k: float(out[k]) for k in SCALARS}})
                 if seed == 0 and mode == "mu":
                     gates.append(np.asarray(out["beta"])[:keep_episodes])
@@ -75,8 +76,8 @@ def progress_evaluator(discoverer: Discoverer, method: Method, analyse, toleranc
     return evaluate
 
 
-def headline(row: dict) -> dict:
-    """The discovery.json names of one method's measures."""
+def headline(row: dict, metric: str) -> dict:
+    """The discovery.json names of one method's measures (metric: the action space's)."""
     return {
         "alpha": row["alpha"],
         "switch_f1": row["f1"],
@@ -88,7 +89,7 @@ def headline(row: dict) -> dict:
         "mean_beta": row["mean_beta"],
         "kl": row["kl"],
         "action_nll": row["action_nll"],
-        "action_accuracy": row["accuracy"],
+        f"action_{metric}": row["agreement"],
         "sampled": row["sampled"],
     }
 
@@ -103,7 +104,8 @@ def discover(config, pretrained: str | Path, workdir: str | Path, progress: bool
     tolerance, keep = config.eval.tolerance, config.eval.figure_episodes
     episodes = discoverer.held_out()
     mask = np.asarray(episodes.mask)
-    boundaries = true_boundaries(np.asarray(episodes.progress), mask)
+    boundaries = true_boundaries(np.asarray(episodes.progress), mask, discoverer.pretrainer.env.colors_per_subgoal)
+    metric = discoverer.action_space.metric
 
     summary: dict = {"layer": discoverer.layer, "seeds": discoverer.seeds, "alphas": list(config.alphas),
                      "held_out_episodes": config.eval.episodes, "tolerance": tolerance}
@@ -124,9 +126,9 @@ def discover(config, pretrained: str | Path, workdir: str | Path, progress: bool
             best_alpha = method.alphas[chosen]
         else:
             chosen = nearest_index(method.alphas, best_alpha) if best_alpha is not None else best_index(by_alpha)
-        result = headline(by_alpha[chosen])
+        result = headline(by_alpha[chosen], metric)
         if len(method.alphas) > 1:
-            result["by_alpha"] = [dict(headline(r), f1_by_seed=r["f1_by_seed"]) for r in by_alpha]
+            result["by_alpha"] = [dict(headline(r, metric), f1_by_seed=r["f1_by_seed"]) for r in by_alpha]
         result["train_steps"] = int(state["step"])
         summary[name] = result
         traces[f"{name} (alpha={method.alphas[chosen]:g})"] = (gates[chosen], mask[:keep], boundaries[:keep])

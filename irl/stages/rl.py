@@ -17,7 +17,7 @@ import numpy as np
 from absl import logging
 
 from irl import training
-from irl.envs.render import render_episode, save_png
+from irl.envs.render import render_recorded, save_png
 from irl.figures import plot_rl_curves
 from irl.rl import policy
 from irl.rl.learner import INTERNAL_METHODS, Learner, PretrainedModels, make_train, validate
@@ -99,7 +99,7 @@ def render_trained_episode(path: Path, learner: Learner, state: dict, tries: int
     i = int(solved[0]) if solved.size else int(np.argmax(traj.progress))
     title = (f"{learner.method} RL, post task: {'solved' if traj.success[i] else 'not solved'}, "
              f"{int(traj.decision[i].sum())} decisions")
-    save_png(render_episode(traj.obs[i], traj.length[i], title=title), path)
+    save_png(render_recorded(traj, i, title=title), path)
 
 
 def train_methods(config, sources: dict, workdir: str | Path, progress: bool = True) -> dict:
