@@ -48,7 +48,8 @@ def headline(env: str, preset: str, summaries: dict, stage_seconds: dict) -> dic
                                                 "switches_per_episode", "subgoals_per_episode")},
     }
     if "inject" in summaries:
-        results["injection"] = {k: summaries["inject"][k] for k in ("at_step", "unseen_transition", "codes_per_colour")}
+        results["injection"] = {k: summaries["inject"][k]
+                                for k in ("switch_step", "at_step", "unseen_transition", "codes_per_colour")}
     if "rl" in summaries:
         results["rl"] = {method: {k: v for k, v in result.items() if k != "curve"}
                          for method, result in summaries["rl"].items()}
@@ -138,7 +139,8 @@ def injection_section(injection: dict) -> list[str]:
         "",
         "| injection | episodes | reached without | reached with |",
         "|---|---|---|---|",
-        _row(["colour X's code at step 30 (reach X)", at_step["episodes"], at_step["without_injection"],
+        _row([f"colour X's code at step {injection['switch_step']} (reach X)", at_step["episodes"],
+              at_step["without_injection"],
               at_step["with_injection"]]),
         _row([f"colour {unseen.get('then', '-')}'s code after colour {unseen.get('first', '-')} (unseen transition)",
               unseen.get("episodes"), unseen.get("without_injection"), unseen.get("with_injection")]),
