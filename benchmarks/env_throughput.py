@@ -2,8 +2,10 @@
 
 Every environment runs the same harness: a jitted `lax.scan` over steps of a vmapped batch
 with uniformly random actions and automatic resets, the observation carried from step to step
-(so it is computed, as in each library's own benchmarks). One warm-up call, then the median of
-several timed calls. Also times the expert data generator in valid transitions per second.
+(so it is computed, as in each library's own benchmarks). At each batch every environment is
+compiled and warmed up, then the calls are taken in turn, round after round, and each keeps
+the median of its calls: the ratios compare environments under the same machine load. Also
+times the expert data generator in valid transitions per second.
 
     python benchmarks/env_throughput.py [--batches 1,64,1024,8192] [--repeats 5]
 
@@ -25,7 +27,7 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 
 import irl.envs as envs  # noqa: E402
-from irl.benchmarking import time_call  # noqa: E402
+from irl.benchmarking import time_call, time_interleaved  # noqa: E402
 from irl.data import make_expert_data  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
@@ -126,7 +128,7 @@ PEERS = {
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batches", default="1,64,1024,8192")
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--data-batch", type=int, default=1024)
     parser.add_argument("--out", default=str(RESULTS / "env_throughput"))
     args = parser.parse_args()
@@ -135,23 +137,20 @@ def main() -> None:
     rows: dict[str, dict[int, float]] = {}
     notes: list[str] = []
 
-    def record(name, batch, fn, steps):
-        seconds = time_call(fn, key, repeats=args.repeats)
-        rows.setdefault(name, {})[batch] = batch * steps / seconds
-        print(f"{name:42s} batch {batch:5d}: {batch * steps / seconds:12,.0f} steps/s", flush=True)
-
     for batch in batches:
         steps = steps_for(batch)
         rollout = grid_pinpad_rollout(batch, steps)
-        record("GridPinpad", batch, rollout, steps)
         notes.append(f"GridPinpad batch {batch}: {int(rollout(key)) / steps:.1f} episodes end per step")
-        record(STEPS_ONLY, batch, grid_pinpad_steps_only(batch, steps), steps)
+        fns = {"GridPinpad": rollout, STEPS_ONLY: grid_pinpad_steps_only(batch, steps)}
         for name, build in PEERS.items():
             try:
-                record(name, batch, build(batch, steps), steps)
+                fns[name] = build(batch, steps)
             except ImportError as err:
                 if not any(name in n for n in notes):
                     notes.append(f"{name}: skipped, not installed ({err.name}); pip install -e '.[bench]'")
+        for name, seconds in time_interleaved(fns, key, repeats=args.repeats).items():
+            rows.setdefault(name, {})[batch] = batch * steps / seconds
+            print(f"{name:42s} batch {batch:5d}: {batch * steps / seconds:12,.0f} steps/s", flush=True)
 
     env, params = envs.make("grid_pinpad")
     generate = make_expert_data(env, params, args.data_batch)
@@ -166,7 +165,8 @@ def main() -> None:
         "# Environment throughput (steps/s, random actions, auto-reset, scanned and vmapped)",
         "",
         f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-        f"jax {jax.__version__} on {jax.devices()[0].platform}. Median of {args.repeats} calls after warm-up.",
+        f"jax {jax.__version__} on {jax.devices()[0].platform}. Median of {args.repeats} calls after warm-up, "
+        "the environments of a batch called in turn.",
         "",
         "| environment | " + " | ".join(f"batch {b}" for b in batches) + " |",
         "|---|" + "---:|" * len(batches),

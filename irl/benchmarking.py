@@ -20,6 +20,22 @@ def time_call(fn, *args, repeats: int) -> float:
     return statistics.median(times)
 
 
+def time_interleaved(fns: dict, *args, repeats: int) -> dict:
+    """Median seconds per call of each of several functions, after one warm-up call each, with
+    the calls taken in turn (a, b, c, a, b, c, ...): on a shared, noisy machine every function
+    sees the same slow and fast spells, so ratios between them hold better than timings taken
+    one function after the other."""
+    for fn in fns.values():
+        jax.block_until_ready(fn(*args))
+    times = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            jax.block_until_ready(fn(*args))
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
 @functools.cache
 def matmul_peak_flops(n: int = 1024, repeats: int = 7) -> float:
     """FLOP/s of one jitted float32 n x n matmul: the yardstick for model-FLOP utilisation."""

@@ -2,30 +2,45 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from helpers import ENV, PRETRAIN, reset
+from helpers import ENV, POST, PRETRAIN, reset
 
 from irl.envs import AutoResetVec
-from irl.envs.wrappers import masked_map
+from irl.envs.wrappers import masked_update
 
 
-@pytest.mark.parametrize("capacity", [2, 5, 16])
-def test_masked_map_matches_vmap_on_set_rows(capacity):
+@pytest.mark.parametrize("capacity", [2, 5, 16])  # several rounds, two rounds, one round
+def test_masked_update_replaces_exactly_the_set_rows(capacity):
     mask = jnp.array([0, 1, 0, 1, 1, 0, 0, 1, 0, 0, 1, 0, 0, 0, 0, 1], bool)  # 6 rows set
     fn = lambda i: {"a": i * 10, "b": jnp.stack([i, -i]).astype(jnp.float32)}
-    out = jax.jit(lambda m: masked_map(fn, m, capacity))(mask)
+    base = {"a": -jnp.ones(16, jnp.int32), "b": jnp.full((16, 2), 0.5)}
+    out = jax.jit(lambda m: masked_update(fn, m, capacity, base))(mask)
     full = jax.vmap(fn)(jnp.arange(16))
     for k in out:
-        expected = np.where(np.asarray(mask).reshape((16,) + (1,) * (full[k].ndim - 1)), full[k], 0)
+        expected = np.where(np.asarray(mask).reshape((16,) + (1,) * (full[k].ndim - 1)), full[k], base[k])
         assert (np.asarray(out[k]) == expected).all()
-    none = jax.jit(lambda m: masked_map(fn, m, capacity))(jnp.zeros(16, bool))
-    assert (np.asarray(none["a"]) == 0).all()
+    none = jax.jit(lambda m: masked_update(fn, m, capacity, base))(jnp.zeros(16, bool))
+    assert (np.asarray(none["a"]) == -1).all()
 
 
-@pytest.mark.parametrize("capacity", [2, 32])  # fewer rows than finished episodes (all rows run), and enough
-def test_auto_reset_restarts_exactly_as_env_reset(capacity):
-    """Whatever the capacity, finished env i restarts as env.reset(fold_in(reset_key, i))."""
+def test_reset_from_is_the_first_solvable_attempt_from_there():
+    params = POST  # about one layout in five fails for the post-training task
+    attempt = jax.jit(ENV.reset_attempt, static_argnums=2)
+    key = next(k for k in map(jax.random.key, range(100)) if not bool(attempt(k, params, 0)[2]))
+    ok = [bool(attempt(key, params, a)[2]) for a in range(8)]
+    reset_from = jax.jit(ENV.reset_from, static_argnums=2)
+    for first in (0, 1, ok.index(True) + 1):
+        chosen = attempt(key, params, ok.index(True, first))
+        obs, state = reset_from(key, params, first)
+        assert (np.asarray(obs) == np.asarray(chosen[0])).all()
+        assert jax.tree.all(jax.tree.map(lambda a, b: bool(jnp.all(a == b)), state, chosen[1]))
+    assert (np.asarray(reset(key, params)[0]) == np.asarray(reset_from(key, params, 0)[0])).all()
+
+
+@pytest.mark.parametrize("capacity, cascade", [(2, 1), (2, 2), (32, 3)])  # several rounds, and one
+def test_auto_reset_restarts_exactly_as_env_reset(capacity, cascade):
+    """Whatever the capacity and cascade, finished env i restarts as env.reset(fold_in(reset_key, i))."""
     n, params = 32, PRETRAIN
-    vec = AutoResetVec(ENV, n, reset_capacity=capacity)
+    vec = AutoResetVec(ENV, n, reset_capacity=capacity, cascade_attempts=cascade)
     obs, state = jax.jit(vec.reset)(jax.random.key(0), params)
     # force some episodes to end: put the agent next to a wrong colour and step onto it
     done_rows = np.arange(n) % 3 == 0
@@ -55,3 +70,5 @@ def test_bad_arguments():
         AutoResetVec(ENV, 0)
     with pytest.raises(ValueError):
         AutoResetVec(ENV, 4, reset_capacity=0)
+    with pytest.raises(ValueError):
+        AutoResetVec(ENV, 4, cascade_attempts=0)

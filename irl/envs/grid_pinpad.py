@@ -183,14 +183,21 @@ class GridPinpad:
     def reset(self, key: jax.Array, params: GridPinpadParams) -> tuple[jax.Array, GridPinpadState]:
         """A new episode: a task drawn uniformly from the table and a solvable layout for it
         (drawn uniformly, redrawn while the expert could not finish within the time limit)."""
+        return self.reset_from(key, params, 0)
+
+    def reset_from(
+        self, key: jax.Array, params: GridPinpadParams, first_attempt: int
+    ) -> tuple[jax.Array, GridPinpadState]:
+        """`reset(key)` for a caller that knows attempts 0 .. first_attempt - 1 failed: the first
+        solvable attempt from `first_attempt` on (the last one, MAX_REDRAWS - 1, if none is)."""
 
         def redraw(carry):
             attempt = carry[0]
             return (attempt + 1, *self.reset_attempt(key, params, attempt))
 
-        first = self.reset_attempt(key, params, 0)
+        first = self.reset_attempt(key, params, first_attempt)
         _, obs, state, _ = jax.lax.while_loop(
-            lambda c: ~c[3] & (c[0] < MAX_REDRAWS), redraw, (jnp.int32(1), *first)
+            lambda c: ~c[3] & (c[0] < MAX_REDRAWS), redraw, (jnp.int32(first_attempt + 1), *first)
         )
         return obs, state
 
