@@ -36,11 +36,19 @@ def test_reset_from_is_the_first_solvable_attempt_from_there():
     assert (np.asarray(reset(key, params)[0]) == np.asarray(reset_from(key, params, 0)[0])).all()
 
 
-@pytest.mark.parametrize("capacity, cascade", [(2, 1), (2, 2), (32, 3)])  # several rounds, and one
-def test_auto_reset_restarts_exactly_as_env_reset(capacity, cascade):
-    """Whatever the capacity and cascade, finished env i restarts as env.reset(fold_in(reset_key, i))."""
+class ResetOnly:
+    """GridPinpad without `reset_attempt`: an env that AutoResetVec can only `reset` whole."""
+
+    def __init__(self, env):
+        self.reset, self.step = env.reset, env.step
+
+
+@pytest.mark.parametrize("capacity, cascade, plain", [(2, 1, False), (2, 2, False), (32, 3, False), (2, 2, True)])
+def test_auto_reset_restarts_exactly_as_env_reset(capacity, cascade, plain):
+    """Whatever the capacity and cascade, finished env i restarts as env.reset(fold_in(reset_key, i)),
+    with layouts drawn in a cascade or (plain) by whole resets."""
     n, params = 32, PRETRAIN
-    vec = AutoResetVec(ENV, n, reset_capacity=capacity, cascade_attempts=cascade)
+    vec = AutoResetVec(ResetOnly(ENV) if plain else ENV, n, reset_capacity=capacity, cascade_attempts=cascade)
     obs, state = jax.jit(vec.reset)(jax.random.key(0), params)
     # force some episodes to end: put the agent next to a wrong colour and step onto it
     done_rows = np.arange(n) % 3 == 0

@@ -74,7 +74,7 @@ class AutoResetVec:
         def reset_row(i):
             return self.env.reset(jax.random.fold_in(key, i), params)
 
-        if not hasattr(self.env, "reset_attempt"):
+        if not (hasattr(self.env, "reset_attempt") and hasattr(self.env, "reset_from")):
             return masked_update(reset_row, done, self.reset_capacity, (obs, state))
         pending, capacity = done, self.reset_capacity
         for attempt in range(self.cascade_attempts):
