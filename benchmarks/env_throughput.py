@@ -7,7 +7,7 @@ compiled and warmed up, then the calls are taken in turn, round after round, and
 the median of its calls: the ratios compare environments under the same machine load. Also
 times the expert data generator in valid transitions per second.
 
-    python benchmarks/env_throughput.py [--batches 1,64,1024,8192] [--repeats 5]
+    python benchmarks/env_throughput.py [--batches 1,64,1024,8192] [--repeats 7]
 
 Writes benchmarks/results/env_throughput.{json,md}. Peers come from the `bench` extra
 (`pip install -e '.[bench]'`); a peer that is not installed is skipped with a note.

@@ -14,16 +14,3 @@ from hypothesis import settings  # noqa: E402
 settings.register_profile("irl", max_examples=40, deadline=None)
 settings.load_profile("irl")
 
-
-# The few files that take minutes (end-to-end pipelines, brax PPO) start first, so that the two
-# workers of `make test` (whole files each) finish together instead of one running them alone
-# at the end: longest first is the classic rule for sharing jobs between machines.
-SLOW_FILES = ("test_ant_pipeline.py", "test_pipeline.py", "test_ant_expert.py", "test_rl_stage.py")
-
-
-def pytest_collection_modifyitems(items):
-    def rank(item):
-        name = item.path.name
-        return SLOW_FILES.index(name) if name in SLOW_FILES else len(SLOW_FILES)
-
-    items.sort(key=rank)  # stable: tests keep their order inside a file
