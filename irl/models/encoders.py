@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 
 from irl.envs.grid_pinpad import GRID_SIZE, N_CHANNELS, N_COLORS, OBS_SIZE
+from irl.models.common import dense
 
 ENCODERS = ("linear", "agent_relative")
 _SPAN = 2 * GRID_SIZE - 1  # offsets -6..6
@@ -57,7 +58,7 @@ def embed(params: dict, obs: jax.Array, encoder: str) -> jax.Array:
     """obs [..., obs_size] (any numeric dtype) -> e_0 [..., D]."""
     p = params["embed"]
     if encoder == "linear":
-        return obs.astype(jnp.float32) @ p["w"] + p["b"]
+        return dense(obs.astype(jnp.float32), p["w"]) + p["b"]
     cells = object_cells(obs)
     agent, objects = cells[..., -1, :], cells[..., :-1, :]
     offset = objects - agent[..., None, :] + GRID_SIZE - 1  # [..., 12, 2] in 0..12
