@@ -27,8 +27,10 @@ def unstacked_layers(params, start: int, stop: int) -> list:
 @jax.custom_vjp
 def dense(x: jax.Array, w: jax.Array) -> jax.Array:
     """x [..., D] @ w [D, E]. The same product and gradients as `x @ w`; only the form of the
-    weight gradient differs: an einsum over x's leading axes as they are, which XLA's CPU
-    backend lays out with fewer transposes than the flattened product autodiff gives."""
+    gradients differs: both are products of the flattened [tokens, features] matrices with
+    the contraction named in place (tokens for the weight, features for the input), which
+    XLA's CPU backend runs without the transposes it inserts for autodiff's products over the
+    unflattened leading axes (about 5% of the paper-size training step, measured)."""
     return x @ w
 
 
@@ -38,7 +40,10 @@ def _dense_fwd(x, w):
 
 def _dense_bwd(residuals, g):
     x, w = residuals
-    return g @ w.T, jnp.einsum("...d,...e->de", x, g)
+    flat = lambda a: a.reshape(-1, a.shape[-1])
+    dx = jax.lax.dot_general(flat(g), w, (((1,), (1,)), ((), ()))).reshape(x.shape)
+    dw = jax.lax.dot_general(flat(x), flat(g), (((0,), (0,)), ((), ())))
+    return dx, dw
 
 
 dense.defvjp(_dense_fwd, _dense_bwd)
