@@ -103,8 +103,8 @@ def random_batch(batch, length, device, obs_size=637, n_actions=4, seed=0):
     return one_hot_obs().to(device), actions.to(device), one_hot_obs().to(device)
 
 
-def tokens_per_second(batch=64, length=100, steps=5, repeats=5, fused_attention=True, device=None, **model_kwargs):
-    """Median tokens/s of `steps` AdamW training steps, after one warm-up call, over `repeats`."""
+def make_step(batch=64, length=100, steps=5, fused_attention=True, device=None, **model_kwargs):
+    """A callable that runs `steps` AdamW training steps of the model on one fixed random batch."""
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     torch.set_float32_matmul_precision("high")  # TF32 on GPUs, as XLA's default float32 dot there
     torch.manual_seed(0)
@@ -120,6 +120,12 @@ def tokens_per_second(batch=64, length=100, steps=5, repeats=5, fused_attention=
         if device.type == "cuda":
             torch.cuda.synchronize()
 
+    return run
+
+
+def tokens_per_second(batch=64, length=100, steps=5, repeats=5, fused_attention=True, device=None, **model_kwargs):
+    """Median tokens/s of `steps` AdamW training steps, after one warm-up call, over `repeats`."""
+    run = make_step(batch, length, steps, fused_attention, device, **model_kwargs)
     run()
     times = []
     for _ in range(repeats):

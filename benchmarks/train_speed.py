@@ -8,7 +8,8 @@ steps, linear embedding of the one-hot observation; on an accelerator also the p
 warm-up call, median of `--repeats`. FLOPs per token are counted analytically
 (irl.pretraining.flops_per_token: 3x the forward's matmuls, attention at the row length).
 `--torch` times the same model's training step in PyTorch (benchmarks/torch_reference.py) in
-the same run, for the unpacked paper-size setups, and reports our speed as a ratio to it.
+the same run, for the unpacked paper-size setups, its calls taken in turn with ours, and
+reports our speed as a ratio to it (our model step alone, and our whole step).
 Writes benchmarks/results/train_speed[_<backend>].{json,md} (no suffix for the CPU).
 """
 
@@ -27,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import jax  # noqa: E402
 
 from experiments.configs.grid import pretrain_config  # noqa: E402
-from irl.benchmarking import matmul_peak_flops, time_call  # noqa: E402
+from irl.benchmarking import matmul_peak_flops, time_call, time_interleaved  # noqa: E402
 from irl.pretraining import Pretrainer, flops_per_token  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
@@ -49,31 +50,33 @@ def setups(accelerator: bool) -> dict:
     return rows
 
 
-def torch_tokens_per_s(config, steps: int, repeats: int) -> float | None:
-    """The PyTorch step of the same model and batch; None where no reference applies (our
-    packed rows and the agent-relative encoder have no PyTorch twin)."""
+def torch_step(config, steps: int):
+    """The PyTorch twin's `steps` training steps of the same model and batch, as a callable;
+    None where no twin applies (our packed rows and the agent-relative encoder have none)."""
     if config.data.pack_length or config.model.encoder != "linear" or config.model.arch != "transformer":
         return None
-    from benchmarks.torch_reference import tokens_per_second
+    from benchmarks.torch_reference import make_step
 
     m = config.model
-    return tokens_per_second(
-        batch=config.data.batch, length=config.data.max_episode_steps, steps=steps, repeats=repeats,
-        fused_attention=False, n_layers=m.n_layers, width=m.width, n_heads=m.n_heads, head_dim=m.head_dim,
-        mlp_width=m.mlp_width, n_buckets=m.n_buckets, max_distance=m.max_distance)
+    return make_step(batch=config.data.batch, length=config.data.max_episode_steps, steps=steps,
+                     fused_attention=False, n_layers=m.n_layers, width=m.width, n_heads=m.n_heads,
+                     head_dim=m.head_dim, mlp_width=m.mlp_width, n_buckets=m.n_buckets, max_distance=m.max_distance)
 
 
-def measure(config, steps: int, repeats: int, peak: float) -> dict:
+def measure(config, steps: int, repeats: int, peak: float, with_torch: bool) -> dict:
+    """Our whole step (fresh data included), our model step alone on one fixed batch and, with
+    `with_torch`, the PyTorch twin's step: timed in turn (irl.benchmarking.time_interleaved),
+    so that their ratios hold on a shared machine."""
     config = config.copy_and_resolve_references()
     config.train.update(chunk_steps=steps, steps=steps * 1000, eval_every=0)
     trainer = Pretrainer(config)
     chunk = trainer.chunk_fn()
     state = trainer.init_state()
-    seconds = time_call(lambda s: chunk(s)[1]["loss"], state, repeats=repeats) / steps
     data = jax.jit(trainer.tokens)
     data_seconds = time_call(data, jax.random.key(0), repeats=repeats)
     # the model's steps alone, scanned like the chunk, on one fixed batch (what the PyTorch reference times)
     first_seed = jax.tree.map(lambda x: x[0], (state["params"], state["opt_state"]))
+    fixed = data(jax.random.key(2))
 
     @jax.jit
     def model_chunk(params, opt_state, tokens):
@@ -83,24 +86,32 @@ def measure(config, steps: int, repeats: int, peak: float) -> dict:
 
         return jax.lax.scan(body, (params, opt_state), length=steps)
 
-    model_seconds = time_call(model_chunk, *first_seed, data(jax.random.key(2)), repeats=repeats) / steps
+    calls = {"whole": lambda: chunk(state)[1]["loss"], "model": lambda: model_chunk(*first_seed, fixed)}
+    twin = torch_step(config, steps) if with_torch else None
+    if twin is not None:
+        calls["torch"] = twin
+    seconds = {name: s / steps for name, s in time_interleaved(calls, repeats=repeats).items()}
     real_fraction = float(data(jax.random.key(1)).mask.mean())
     tokens = trainer.tokens_per_step()
     flops = tokens * flops_per_token(trainer.model, trainer.row_length)
+    torch_rate = tokens / seconds["torch"] if twin is not None else None
     return {
         "tokens_per_step": tokens,
         "row_length": trainer.row_length,
-        "seconds_per_step": seconds,
-        "tokens_per_s": tokens / seconds,
+        "seconds_per_step": seconds["whole"],
+        "tokens_per_s": tokens / seconds["whole"],
         "real_token_fraction": real_fraction,
-        "real_tokens_per_s": real_fraction * tokens / seconds,
+        "real_tokens_per_s": real_fraction * tokens / seconds["whole"],
         "gflop_per_step": flops / 1e9,
-        "achieved_gflop_s": flops / seconds / 1e9,
-        "mfu": flops / seconds / peak,
+        "achieved_gflop_s": flops / seconds["whole"] / 1e9,
+        "mfu": flops / seconds["whole"] / peak,
         "data_seconds_per_step": data_seconds,
-        "data_fraction": data_seconds / seconds,
-        "model_seconds_per_step": model_seconds,
-        "model_tokens_per_s": tokens / model_seconds,
+        "data_fraction": data_seconds / seconds["whole"],
+        "model_seconds_per_step": seconds["model"],
+        "model_tokens_per_s": tokens / seconds["model"],
+        "torch_tokens_per_s": torch_rate,
+        "ratio_to_torch": tokens / seconds["model"] / torch_rate if torch_rate else None,
+        "whole_step_ratio_to_torch": tokens / seconds["whole"] / torch_rate if torch_rate else None,
     }
 
 
@@ -111,13 +122,14 @@ def markdown(result: dict) -> str:
              + f"; matmul peak ({result['matmul_peak_size']}^2 float32, jitted): {result['matmul_peak_gflop_s']:,.0f} GFLOP/s",
              "",
              "| setup | tokens/step | s/step | tokens/s | expert (non-padding) tokens/s | GFLOP/s | MFU | data share "
-             "| model step alone, tokens/s | PyTorch, tokens/s | ours / PyTorch (model step) |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| model step alone, tokens/s | PyTorch, tokens/s | ours / PyTorch (model step) | ours / PyTorch (whole step) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for name, r in result["setups"].items():
         model = f"{r['model_tokens_per_s']:,.0f}" if "model_tokens_per_s" in r else "-"
-        torch_rate, ratio = r.get("torch_tokens_per_s"), r.get("ratio_to_torch")
+        torch_rate = r.get("torch_tokens_per_s")
         torch_cells = f"{torch_rate:,.0f}" if torch_rate else "-"
-        torch_cells += f" | {ratio:.2f}" if ratio else " | -"
+        for key in ("ratio_to_torch", "whole_step_ratio_to_torch"):
+            torch_cells += f" | {r[key]:.2f}" if r.get(key) else " | -"
         lines.append(f"| {name} | {r['tokens_per_step']} | {r['seconds_per_step']:.4f} | {r['tokens_per_s']:,.0f} | "
                      f"{r['real_tokens_per_s']:,.0f} | {r['achieved_gflop_s']:,.1f} | {r['mfu']:.0%} | "
                      f"{r['data_fraction']:.0%} | {model} | {torch_cells} |")
@@ -139,10 +151,7 @@ def main() -> None:
     peak = matmul_peak_flops(n)
     rows = {}
     for name, config in setups(accelerator).items():
-        rows[name] = measure(config, args.steps, args.repeats, peak)
-        torch_rate = torch_tokens_per_s(config, args.steps, args.repeats) if args.torch else None
-        rows[name].update(torch_tokens_per_s=torch_rate,
-                          ratio_to_torch=rows[name]["model_tokens_per_s"] / torch_rate if torch_rate else None)
+        rows[name] = measure(config, args.steps, args.repeats, peak, args.torch)
     peak = max(peak, matmul_peak_flops.__wrapped__(n))  # measured again after: the machine is shared
     for r in rows.values():
         r["mfu"] = r["achieved_gflop_s"] * 1e9 / peak

@@ -102,15 +102,15 @@ def make_expert_data(
 class TokenBatch:
     """Training rows for a sequence model: one token per step, input o_t, targets a_t, o_t+1.
 
-    A row holds one episode (`segments` all 0) or several packed end to end, told apart by
-    `segments` (the model attends, or recurs, only within a segment).
+    A row holds one episode (`segments` None: nothing to mask) or several packed end to end,
+    told apart by `segments` (the model attends, or recurs, only within a segment).
     """
 
     obs: jax.Array  # [B, L, obs_size]: o_t (uint8 on the grid, float32 on the ant)
     next_obs: jax.Array  # [B, L, obs_size]: o_t+1
     actions: jax.Array  # int32 [B, L] (grid moves) or float32 [B, L, 8] (ant torques)
     mask: jax.Array  # bool [B, L]: a real step (targets count)
-    segments: jax.Array  # int32 [B, L]: episode index within the row
+    segments: jax.Array | None  # int32 [B, L]: episode index within the row; None: one episode per row
     subgoal: jax.Array  # int32 [B, L]
 
 
@@ -121,7 +121,7 @@ def episode_tokens(batch: ExpertBatch) -> TokenBatch:
         next_obs=batch.obs[:, 1:],
         actions=batch.actions,
         mask=batch.mask,
-        segments=jnp.zeros(batch.mask.shape, jnp.int32),
+        segments=None,  # one episode: no per-token mask of other episodes' tokens to build
         subgoal=batch.subgoal,
     )
 
