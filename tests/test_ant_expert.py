@@ -1,6 +1,8 @@
 """The ant expert's training environment, its fresh auto-resets, its weights on disk, its
 episodes, and a tiny run of brax's PPO through our trainer (resume included)."""
 
+import json
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -114,20 +116,21 @@ def test_a_nonfinite_update_keeps_the_last_good_checkpoint(tmp_path, untrained):
     assert ant_expert.AntExpert.load(tmp_path).meta["steps"] == 10
 
 
-def test_tiny_training_run_checkpoints_and_resumes(tmp_path):
-    cfg = ant_ppo.preset("tiny")
-    params, finished = ant_ppo.train(cfg, tmp_path, log=lambda _: None)
-    assert finished and (tmp_path / "metrics.jsonl").exists()
-    trained = ant_expert.AntExpert.load(tmp_path / "latest")
-    assert trained.meta["steps"] >= cfg.num_timesteps
+def test_tiny_training_run_stops_on_its_time_budget_and_resumes(tmp_path):
+    cfg = ant_ppo.preset("tiny", num_evals=3)  # two training epochs, a checkpoint after each
+    # a budget spent by the first evaluation still trains to the next checkpoint (it used to
+    # stop before any checkpoint existed, and then fail to load one)
+    _, finished = ant_ppo.train(cfg, tmp_path, max_seconds=0, log=lambda _: None)
+    stopped = ant_expert.AntExpert.load(tmp_path / "latest").meta["steps"]
+    assert not finished and 0 < stopped < cfg.num_timesteps
+    params, finished = ant_ppo.train(cfg, tmp_path, log=lambda _: None)  # the same command goes on
+    assert finished and ant_expert.AntExpert.load(tmp_path / "latest").meta["steps"] >= cfg.num_timesteps
+    logged = [json.loads(line)["steps"] for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert logged == sorted(logged) and logged[-1] >= cfg.num_timesteps  # resumed, not restarted
     again, finished = ant_ppo.train(cfg, tmp_path, log=lambda _: None)  # nothing left to do
     assert finished and all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(again), jax.tree.leaves(params)))
     with pytest.raises(ValueError, match="another config"):
-        ant_ppo.train(ant_ppo.preset("tiny", seed=1), tmp_path)
-    # a time budget spent by the first evaluation still trains to the next checkpoint (it used to
-    # stop before any checkpoint existed, and then fail to load one); the compile is cached by now
-    ant_ppo.train(cfg, tmp_path / "short", max_seconds=0, log=lambda _: None)
-    assert ant_expert.AntExpert.load(tmp_path / "short" / "latest").meta["steps"] > 0
+        ant_ppo.train(ant_ppo.preset("tiny", num_evals=3, seed=1), tmp_path)
 
 
 def test_a_fine_tuning_run_starts_from_the_expert_and_then_resumes_its_own_checkpoint(tmp_path, untrained):

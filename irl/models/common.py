@@ -17,9 +17,9 @@ def unstacked_layers(params, start: int, stop: int) -> list:
     """The weights of blocks start..stop-1 as one pytree per layer, for a Python loop over
     layers. Split rather than indexed: the gradient of a split is one concatenation, where
     indexing each layer out would pad every layer's gradient to the whole stack and add them."""
-    leaves, tree = jax.tree.flatten(layer_slice(params, start, stop))
     if stop <= start:
         return []
+    leaves, tree = jax.tree.flatten(layer_slice(params, start, stop))
     per_leaf = [jnp.split(w, stop - start) for w in leaves]
     return [jax.tree.unflatten(tree, [parts[i][0] for parts in per_leaf]) for i in range(stop - start)]
 
