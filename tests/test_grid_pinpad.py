@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 import irl.envs as envs
 from irl.envs import grid_pinpad as gp
+from irl.envs.key_bits import key_bits
 from irl.envs.grid_pinpad import GRID_SIZE, OBS_SIZE
 
 UP, RIGHT, DOWN, LEFT = 0, 1, 2, 3
@@ -136,14 +137,16 @@ def test_fast_leg_distances_match_reference(seed, task_index):
     table = np.concatenate([np.asarray(PRETRAIN.tasks), np.asarray(POST.tasks)])
     task = jnp.asarray(table[16 if task_index == 9 else task_index])  # 9 stands for the post task
     n = int((np.asarray(task) >= 0).sum())
-    agent, colors, walls = jit_draw_layout(jax.random.key(seed))
+    agent, colors, walls = jit_draw_layout(jax.random.bits(jax.random.key(seed), (13,), jnp.uint32))
     fast = np.asarray(jit_leg_distances(agent, colors, walls, task, n))
     slow = np.asarray(reference_leg_distances(agent, colors, walls, task, n))
     assert (fast == slow).all()
 
 
 def test_draw_cells_is_uniform():
-    cells = jax.jit(jax.vmap(lambda k: gp.draw_cells(k, 13, 49)))(jax.random.split(jax.random.key(0), 49 * 400))
+    """Uniform from the words the environment draws them from (key_bits, counters as a reset's)."""
+    draw = jax.vmap(lambda k: gp.draw_cells(key_bits(k, 1 + jnp.arange(13)), 49))
+    cells = jax.jit(draw)(jax.random.split(jax.random.key(0), 49 * 400))
     cells = np.asarray(cells)
     assert all(len(set(row)) == 13 for row in cells[:500])
     for k in (0, 6, 12):  # every object is uniform over the 49 cells

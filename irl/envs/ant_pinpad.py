@@ -144,7 +144,8 @@ class AntPinpad:
         task, task_len = params.tasks[task_id], params.task_lens[task_id]
 
         def draw(attempt):
-            cells = draw_cells(jax.random.fold_in(layout_key, attempt), N_COLORS + N_WALLS + 1, GRID_SIZE**2)
+            bits = jax.random.bits(jax.random.fold_in(layout_key, attempt), (N_COLORS + N_WALLS + 1,), jnp.uint32)
+            cells = draw_cells(bits, GRID_SIZE**2)
             rc = jnp.stack([cells // GRID_SIZE, cells % GRID_SIZE], axis=-1)
             colors, walls, start = rc[:N_COLORS], rc[N_COLORS:N_COLORS + N_WALLS], rc[-1]
             return colors, walls, start, solvable(start, colors, walls, task, task_len)

@@ -16,6 +16,7 @@ from flax import struct
 
 from irl.envs import grid_paths
 from irl.envs.bitboard import FLOOD_CHUNK, Bitboard
+from irl.envs.key_bits import key_bits
 from irl.envs.pinpad import PinpadParams, initial_candidates, visit_outcome
 from irl.envs.tasks import MAX_TASK_LEN
 
@@ -68,15 +69,16 @@ N_OBJECTS = N_COLORS + N_WALLS + 1  # colours, walls, then the agent
 BOARD = Bitboard(GRID_SIZE)
 
 
-def draw_cells(key: jax.Array, n: int, n_cells: int) -> jax.Array:
-    """int32 [n]: distinct cells of 0..n_cells-1, a uniform ordered sample without replacement.
+def draw_cells(bits: jax.Array, n_cells: int) -> jax.Array:
+    """int32 [n]: distinct cells of 0..n_cells-1, a uniform ordered sample without replacement,
+    from n random words (uint32 [n]).
 
     Object k takes the r-th free cell, r uniform over the n_cells - k still free. With the taken
     cells kept sorted, o_1 < o_2 < ..., the r-th free cell is r + #{j : o_j - (j-1) <= r}
     (o_j - (j-1) free cells lie below o_j). Everything is elementwise on [n] vectors, so a batch
     of draws fuses into a few kernels, several times cheaper on CPU than sorting n_cells keys.
     """
-    bits = jax.random.bits(key, (n,), jnp.uint32)
+    n = bits.shape[0]
     index = jnp.arange(n)
     taken_sorted = jnp.full((n,), n_cells + n, jnp.int32)  # padding sorts last
     cells = []
@@ -90,8 +92,8 @@ def draw_cells(key: jax.Array, n: int, n_cells: int) -> jax.Array:
     return jnp.stack(cells)
 
 
-def _draw_layout(key):
-    cells = draw_cells(key, N_OBJECTS, GRID_SIZE * GRID_SIZE)
+def _draw_layout(bits):
+    cells = draw_cells(bits, GRID_SIZE * GRID_SIZE)
     rc = jnp.stack([cells // GRID_SIZE, cells % GRID_SIZE], axis=-1)
     return rc[N_COLORS + N_WALLS], rc[:N_COLORS], rc[N_COLORS:N_COLORS + N_WALLS]
 
@@ -152,33 +154,46 @@ class GridPinpad:
     colors_per_subgoal = COLORS_PER_SUBGOAL
     current_subgoal = staticmethod(current_subgoal)
 
-    def reset_attempt(
-        self, key: jax.Array, params: GridPinpadParams, attempt: jax.Array | int = 0
-    ) -> tuple[jax.Array, GridPinpadState, jax.Array]:
-        """One draw of the layout for the task drawn from `key`: (obs, state, solvable).
-
-        `reset(key)` is the first solvable attempt 0, 1, 2, ... of the same key, so a batched
-        caller can try attempt 0 for many keys and finish only the failures with `reset`.
-        """
-        task_key, layout_key = jax.random.split(key)
+    def _first_state(self, key: jax.Array, params: GridPinpadParams, attempt: jax.Array | int) -> GridPinpadState:
+        """Attempt `attempt` at a first state for the task drawn from `key`, solvable or not.
+        The task depends on the key only; the layout on the key and the attempt (key_bits
+        counter 0 draws the task, counters 1 + N_OBJECTS * attempt + k the layout)."""
         n_tasks = params.tasks.shape[0]
-        task_id = (jax.random.bits(task_key) % jnp.uint32(n_tasks)).astype(jnp.int32)
-        task, task_len = params.tasks[task_id], params.task_lens[task_id]
-        agent, colors, walls = _draw_layout(jax.random.fold_in(layout_key, attempt))
-        ok = solvable(agent, colors, walls, task, task_len, params.time_limit)
-        candidates = initial_candidates(task_id, params)
-        state = GridPinpadState(
+        task_id = (key_bits(key, 0) % jnp.uint32(n_tasks)).astype(jnp.int32)
+        counters = 1 + N_OBJECTS * jnp.asarray(attempt, jnp.uint32) + jnp.arange(N_OBJECTS, dtype=jnp.uint32)
+        agent, colors, walls = _draw_layout(key_bits(key, counters))
+        return GridPinpadState(
             agent=agent,
             colors=colors,
             walls=walls,
-            task=task,
-            task_len=task_len,
+            task=params.tasks[task_id],
+            task_len=params.task_lens[task_id],
             task_id=task_id,
             progress=jnp.int32(0),
-            candidates=candidates,
+            candidates=initial_candidates(task_id, params),
             t=jnp.int32(0),
         )
-        return observation(state), state, ok
+
+    def reset_attempts(
+        self, key: jax.Array, params: GridPinpadParams, first_attempt: jax.Array | int = 0, attempts: int = 1
+    ) -> tuple[jax.Array, GridPinpadState, jax.Array]:
+        """The first solvable of `attempts` layouts (attempts first_attempt, first_attempt + 1,
+        ...) for the task drawn from `key`: (obs, state, solved); the last one if none is.
+
+        `reset(key)` is the first solvable attempt 0, 1, 2, ... of the same key, so a batched
+        caller can try a few attempts for many keys and finish only the failures with
+        `reset_from`.
+        """
+        def attempt(a):
+            state = self._first_state(key, params, a)
+            return state, solvable(state.agent, state.colors, state.walls, state.task, state.task_len, params.time_limit)
+
+        if attempts == 1:
+            state, ok = attempt(first_attempt)
+            return observation(state), state, ok
+        states, ok = jax.vmap(attempt)(first_attempt + jnp.arange(attempts))
+        state = jax.tree.map(lambda x: x[jnp.where(jnp.any(ok), jnp.argmax(ok), attempts - 1)], states)
+        return observation(state), state, jnp.any(ok)
 
     def reset(self, key: jax.Array, params: GridPinpadParams) -> tuple[jax.Array, GridPinpadState]:
         """A new episode: a task drawn uniformly from the table and a solvable layout for it
@@ -193,9 +208,9 @@ class GridPinpad:
 
         def redraw(carry):
             attempt = carry[0]
-            return (attempt + 1, *self.reset_attempt(key, params, attempt))
+            return (attempt + 1, *self.reset_attempts(key, params, attempt))
 
-        first = self.reset_attempt(key, params, first_attempt)
+        first = self.reset_attempts(key, params, first_attempt)
         _, obs, state, _ = jax.lax.while_loop(
             lambda c: ~c[3] & (c[0] < MAX_REDRAWS), redraw, (jnp.int32(first_attempt + 1), *first)
         )
