@@ -174,26 +174,17 @@ class GridPinpad:
             t=jnp.int32(0),
         )
 
-    def reset_attempts(
-        self, key: jax.Array, params: GridPinpadParams, first_attempt: jax.Array | int = 0, attempts: int = 1
+    def reset_attempt(
+        self, key: jax.Array, params: GridPinpadParams, attempt: jax.Array | int = 0
     ) -> tuple[jax.Array, GridPinpadState, jax.Array]:
-        """The first solvable of `attempts` layouts (attempts first_attempt, first_attempt + 1,
-        ...) for the task drawn from `key`: (obs, state, solved); the last one if none is.
+        """One draw of the layout for the task drawn from `key`: (obs, state, solvable).
 
         `reset(key)` is the first solvable attempt 0, 1, 2, ... of the same key, so a batched
-        caller can try a few attempts for many keys and finish only the failures with
-        `reset_from`.
+        caller can try attempt 0 for many keys and finish only the failures with `reset_from`.
         """
-        def attempt(a):
-            state = self._first_state(key, params, a)
-            return state, solvable(state.agent, state.colors, state.walls, state.task, state.task_len, params.time_limit)
-
-        if attempts == 1:
-            state, ok = attempt(first_attempt)
-            return observation(state), state, ok
-        states, ok = jax.vmap(attempt)(first_attempt + jnp.arange(attempts))
-        state = jax.tree.map(lambda x: x[jnp.where(jnp.any(ok), jnp.argmax(ok), attempts - 1)], states)
-        return observation(state), state, jnp.any(ok)
+        state = self._first_state(key, params, attempt)
+        ok = solvable(state.agent, state.colors, state.walls, state.task, state.task_len, params.time_limit)
+        return observation(state), state, ok
 
     def reset(self, key: jax.Array, params: GridPinpadParams) -> tuple[jax.Array, GridPinpadState]:
         """A new episode: a task drawn uniformly from the table and a solvable layout for it
@@ -208,9 +199,9 @@ class GridPinpad:
 
         def redraw(carry):
             attempt = carry[0]
-            return (attempt + 1, *self.reset_attempts(key, params, attempt))
+            return (attempt + 1, *self.reset_attempt(key, params, attempt))
 
-        first = self.reset_attempts(key, params, first_attempt)
+        first = self.reset_attempt(key, params, first_attempt)
         _, obs, state, _ = jax.lax.while_loop(
             lambda c: ~c[3] & (c[0] < MAX_REDRAWS), redraw, (jnp.int32(first_attempt + 1), *first)
         )
