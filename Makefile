@@ -22,7 +22,7 @@ install-bench: install
 
 # two workers, whole test files each (module fixtures built once): compiles overlap
 test:
-	$(PY) -m pytest -n 2 --dist loadfile
+	$(PY) -m pytest -n 2 --dist loadfile --durations=15
 
 bench: install-bench
 	$(PY) benchmarks/env_throughput.py

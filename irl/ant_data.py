@@ -11,8 +11,14 @@ later stages read it the same way, with float observations and torques.
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import os
+from pathlib import Path
+
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from irl.experts.ant_expert import AntEpisodes, AntExpert, run_many
 
@@ -22,6 +28,28 @@ def make_dataset(expert: AntExpert, n_episodes: int, key: jax.Array, determinist
     """n_episodes expert episodes of AntPinpad (T = 500), generated `chunk` at a time, without
     their final states."""
     return run_many(expert, tasks, key, n_episodes, deterministic, chunk, keep_final=False)
+
+
+def load_or_make(path: str | Path, meta: dict, make) -> AntEpisodes:
+    """The episode set saved at `path` (an .npz) when it was made with the same `meta`, else
+    `make()`, saved there. Every stage that reads a pretrained ant model rebuilds its trainer,
+    and without this each would run the expert's MJX rollouts again (at `small`: 66 s to make,
+    0.6 s to read back, 225 MB)."""
+    path = Path(path)
+    if path.exists():
+        with np.load(path) as saved:
+            if json.loads(str(saved["meta"])) == meta:
+                return AntEpisodes(**{f.name: jnp.asarray(saved[f.name]) for f in _SAVED_FIELDS}, final=None)
+    episodes = make()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    with open(partial, "wb") as f:  # a killed run leaves no half-written set behind
+        np.savez(f, meta=json.dumps(meta), **{f.name: np.asarray(getattr(episodes, f.name)) for f in _SAVED_FIELDS})
+    os.replace(partial, path)
+    return episodes
+
+
+_SAVED_FIELDS = [f for f in dataclasses.fields(AntEpisodes) if f.name != "final"]
 
 
 def crop(episodes: AntEpisodes, max_steps: int) -> AntEpisodes:

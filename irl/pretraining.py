@@ -23,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -145,6 +146,7 @@ def flops_per_token(model: BaseModel, context: int) -> float:
 @dataclasses.dataclass
 class Pretrainer:
     config: ml_collections.ConfigDict
+    workdir: str | None = None  # the ant's episode sets are saved there once, and read back
 
     def __post_init__(self):
         validate(self.config)
@@ -167,7 +169,13 @@ class Pretrainer:
         c = self.config
         expert = AntExpert.load(c.data.expert) if c.data.get("expert") else AntExpert.load()
         key = jax.random.key(c.seed + 7)
-        episodes = ant_data.make_dataset(expert, c.data.episodes + c.eval.episodes, key)
+        n_episodes = c.data.episodes + c.eval.episodes
+        make = lambda: ant_data.make_dataset(expert, n_episodes, key)  # noqa: E731
+        if self.workdir is None:
+            episodes = make()
+        else:
+            meta = dict(seed=c.seed, episodes=n_episodes, expert=c.data.get("expert") or "shipped")
+            episodes = ant_data.load_or_make(Path(self.workdir) / "ant_episodes.npz", meta, make)
         split = lambda lo, hi: jax.tree.map(lambda x: x[lo:hi], episodes)
         return split(0, c.data.episodes), split(c.data.episodes, None)
 
@@ -294,11 +302,9 @@ def real_token_fraction(config: ml_collections.ConfigDict, key: jax.Array, batch
 
 def load_pretrained(workdir) -> tuple[Pretrainer, dict]:
     """(Pretrainer of the run's saved config, params [seeds, ...]) from a pretraining workdir."""
-    from pathlib import Path
-
     from irl.training import restore_latest
 
     config = ml_collections.ConfigDict(json.loads((Path(workdir) / "config.json").read_text()))
-    trainer = Pretrainer(config)
+    trainer = Pretrainer(config, str(workdir))
     state = restore_latest(workdir, jax.eval_shape(trainer.init_state))
     return trainer, state["params"]

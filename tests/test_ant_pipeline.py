@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 
 from experiments.configs import ant
+from irl import ant_data
+from irl.ant_data import make_dataset
 from irl.pretraining import Pretrainer, validate
 
 
@@ -35,7 +37,7 @@ def test_bad_ant_configs_fail_before_compute(field, value, message):
         validate(config)
 
 
-def test_tiny_ant_pipeline_runs_end_to_end(tmp_path):
+def test_tiny_ant_pipeline_runs_end_to_end(tmp_path, monkeypatch):
     """`make reproduce ENV=ant PRESET=tiny`'s code path: expert check, pretraining, probes,
     supervised controllers, discovery, internal RL, injection, report with rates relative to the expert."""
     from irl.pipeline import reproduce
@@ -46,7 +48,11 @@ def test_tiny_ant_pipeline_runs_end_to_end(tmp_path):
     tokens = trainer.tokens(jax.random.key(0), trainer.dataset)
     assert tokens.obs.shape == (4, 24, 41) and tokens.actions.shape == (4, 24, 8) and tokens.obs.dtype == np.float32
 
+    made = []
+    monkeypatch.setattr(ant_data, "make_dataset", lambda *a, **k: made.append(1) or make_dataset(*a, **k))
     results = reproduce("ant", "tiny", tmp_path, progress=False, log=lambda *_: None)
+    # the episode set is made once, in the pretraining workdir, and read back by the later stages
+    assert len(made) == 1 and (tmp_path / "pretrain" / "ant_episodes.npz").exists()
     assert set(results["stage_seconds"]) == {"expert", "pretrain", "probe", "control", "discover", "rl", "inject"}
     assert 0.0 <= results["expert"]["success_pretrain_tasks"] <= 1.0
     rows = [json.loads(line) for line in (tmp_path / "pretrain" / "metrics.jsonl").read_text().splitlines()]

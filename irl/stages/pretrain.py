@@ -17,7 +17,7 @@ from irl.pretraining import Pretrainer
 def pretrain(config, workdir: str | Path, progress: bool = True) -> dict:
     """Train (or resume) and evaluate; returns the results dict also written to results.json."""
     workdir = Path(workdir)
-    trainer = Pretrainer(config)  # validates the config before any compute
+    trainer = Pretrainer(config, str(workdir))  # validates the config before any compute
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "config.json").write_text(config.to_json(indent=2))
     evaluate = trainer.evaluate_fn()

@@ -1,0 +1,37 @@
+"""The ant's episode set is saved once in the pretraining workdir and read back by every
+later stage, unless it was made for another config."""
+
+import jax.numpy as jnp
+import numpy as np
+
+from irl import ant_data
+from irl.experts.ant_expert import AntEpisodes
+
+
+def fake_episodes(value: float) -> AntEpisodes:
+    n, t = 3, 4
+    return AntEpisodes(
+        obs=jnp.full((n, t + 1, 41), value), actions=jnp.full((n, t, 8), value), mask=jnp.ones((n, t), bool),
+        subgoal=jnp.zeros((n, t), jnp.int32), progress=jnp.zeros((n, t), jnp.int32), xy=jnp.full((n, t + 1, 2), value),
+        task_id=jnp.arange(n, dtype=jnp.int32), success=jnp.array([True, False, True]),
+        length=jnp.full(n, t, jnp.int32), final=None,
+    )
+
+
+def test_the_episode_set_is_made_once_and_read_back(tmp_path):
+    path, calls = tmp_path / "pretrain" / "ant_episodes.npz", []
+
+    def make(value=1.5):
+        calls.append(value)
+        return fake_episodes(value)
+
+    meta = dict(seed=0, episodes=3, expert="shipped")
+    first = ant_data.load_or_make(path, meta, make)
+    again = ant_data.load_or_make(path, meta, make)
+    assert calls == [1.5] and path.exists() and not path.with_name(path.name + ".partial").exists()
+    for field in ("obs", "actions", "mask", "subgoal", "progress", "xy", "task_id", "success", "length"):
+        a, b = np.asarray(getattr(first, field)), np.asarray(getattr(again, field))
+        assert a.dtype == b.dtype and (a == b).all(), field
+    other = ant_data.load_or_make(path, dict(meta, seed=1), lambda: make(2.5))  # another config: made anew
+    assert calls == [1.5, 2.5] and float(other.obs[0, 0, 0]) == 2.5
+    assert float(ant_data.load_or_make(path, dict(meta, seed=1), make).obs[0, 0, 0]) == 2.5
