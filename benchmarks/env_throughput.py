@@ -175,21 +175,16 @@ def label(name: str, devices: int) -> str:
     return name if devices == 1 else f"{name}, {devices} devices"
 
 
-def devices_of(label: str) -> int:
-    return int(label.rsplit(", ", 1)[1].split()[0]) if label.endswith(" devices") else 1
-
-
 def main(args: argparse.Namespace) -> None:
     batches = args.batches
     key = jax.random.key(0)
     rows: dict[str, dict[int, float]] = {}
+    devices_of: dict[str, int] = {}  # row label -> devices it ran on
     notes: list[str] = []
     builders = {"GridPinpad": grid_pinpad_rollout, STEPS_ONLY: grid_pinpad_steps_only, **PEERS}
 
     for batch in batches:
         steps = steps_for(batch)
-        notes.append(f"GridPinpad batch {batch}: {int(grid_pinpad_rollout(batch, steps)(key)) / steps:.1f} "
-                     "episodes end per step")
         fns = {}
         for devices in [d for d in args.devices if batch % d == 0]:
             for name, build in builders.items():
@@ -197,9 +192,12 @@ def main(args: argparse.Namespace) -> None:
                     continue
                 try:
                     fns[label(name, devices)] = on_devices(build, batch, steps, devices)
+                    devices_of[label(name, devices)] = devices
                 except ImportError as err:
                     if not any(name in n for n in notes):
                         notes.append(f"{name}: skipped, not installed ({err.name}); pip install -e '.[bench]'")
+        ended = int(fns["GridPinpad"](key)) / steps
+        notes.append(f"GridPinpad batch {batch}: {ended:.1f} episodes end per step")
         for name, seconds in time_interleaved(fns, key, repeats=args.repeats).items():
             rows.setdefault(name, {})[batch] = batch * steps / seconds
             print(f"{name:52s} batch {batch:5d}: {batch * steps / seconds:12,.0f} steps/s", flush=True)
@@ -225,7 +223,7 @@ def main(args: argparse.Namespace) -> None:
         cells = [f"{rows[name][b]:,.0f}" if b in rows[name] else "" for b in batches]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     for devices in args.devices:
-        ratio = ratio_row(rows, batches, lambda n, d=devices: devices_of(n) == d)
+        ratio = ratio_row(rows, batches, lambda n, d=devices: devices_of[n] == d)
         lines.append(f"| **GridPinpad / fastest peer, {devices} device{'s' * (devices > 1)}** | {ratio} |")
     lines.append(f"| **best of either: GridPinpad / fastest peer** | {ratio_row(rows, batches, lambda n: True)} |")
     lines += ["", f"Expert data generator (batch {args.data_batch}, eps=0, pretraining tasks): "

@@ -30,6 +30,9 @@ def make_dataset(expert: AntExpert, n_episodes: int, key: jax.Array, determinist
     return run_many(expert, tasks, key, n_episodes, deterministic, chunk, keep_final=False)
 
 
+_SAVED_FIELDS = [f for f in dataclasses.fields(AntEpisodes) if f.name != "final"]  # final states: not kept
+
+
 def load_or_make(path: str | Path, meta: dict, make) -> AntEpisodes:
     """The episode set saved at `path` (an .npz) when it was made with the same `meta`, else
     `make()`, saved there. Every stage that reads a pretrained ant model rebuilds its trainer,
@@ -47,9 +50,6 @@ def load_or_make(path: str | Path, meta: dict, make) -> AntEpisodes:
         np.savez(f, meta=json.dumps(meta), **{f.name: np.asarray(getattr(episodes, f.name)) for f in _SAVED_FIELDS})
     os.replace(partial, path)
     return episodes
-
-
-_SAVED_FIELDS = [f for f in dataclasses.fields(AntEpisodes) if f.name != "final"]
 
 
 def crop(episodes: AntEpisodes, max_steps: int) -> AntEpisodes:
