@@ -34,6 +34,9 @@ PRESET = flags.DEFINE_enum("preset", "cpu", sorted(ant_ppo.PRESETS), "training s
 WORKDIR = flags.DEFINE_string("workdir", "runs/ant-expert", "output folder (resumes from it)")
 SEED = flags.DEFINE_integer("seed", 0, "random seed")
 TIMESTEPS = flags.DEFINE_integer("timesteps", None, "override the preset's environment steps")
+REWARD = flags.DEFINE_enum("reward", None, ant_ppo.REWARDS, "override the preset's training reward")
+FAILURE_PENALTY = flags.DEFINE_float("failure_penalty", None, "override the preset's failure penalty")
+SPEED_CAP = flags.DEFINE_float("speed_cap", None, "override the preset's speed cap (m/s; 0: none)")
 INIT_FROM = flags.DEFINE_string("init_from", "", "start from this exported expert's weights (e.g. to fine-tune)")
 MAX_SECONDS = flags.DEFINE_float("max_seconds", None, "stop after the first evaluation past this wall time")
 EPISODES = flags.DEFINE_integer("episodes", 512, "evaluation episodes per task set")
@@ -81,8 +84,10 @@ def main(_):
         evaluate(ant_expert.AntExpert.load(EVALUATE.value), Path(WORKDIR.value), SEED.value, {"expert": EVALUATE.value})
         return
     overrides = {"seed": SEED.value}
-    if TIMESTEPS.value is not None:
-        overrides["num_timesteps"] = TIMESTEPS.value
+    for name, flag in (("num_timesteps", TIMESTEPS), ("reward", REWARD), ("failure_penalty", FAILURE_PENALTY),
+                       ("speed_cap", SPEED_CAP)):
+        if flag.value is not None:
+            overrides[name] = flag.value
     if INIT_FROM.value:
         overrides["init_from"] = INIT_FROM.value
     cfg = ant_ppo.preset(PRESET.value, **overrides)

@@ -3,9 +3,13 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from irl.envs import grid_paths
-from irl.experts.ant_directions import direction_features, direction_reward, path_directions
+from irl.envs.ant_pinpad import CONTROL_DT
+from irl.experts.ant_directions import (direction_features, direction_reward, metres_to_go, path_directions,
+                                        path_progress_reward)
 from test_ant_pinpad import place, scripted
 
 # colours 0..3 at (0,0), (0,1), (0,2), (0,3); wall (3,3); task 0-1-2; progress 0: target (0,0)
@@ -44,3 +48,39 @@ def test_reward_is_the_velocity_along_the_cells_direction():
     assert float(direction_reward(with_velocity(STATE, (1, 0), (0.0, 1.0)))) == -1.0
     assert float(direction_reward(with_velocity(STATE, (1, 0), (3.0, 0.0)))) == 0.0
     assert float(direction_reward(with_velocity(STATE, (0, 0), (0.0, -2.0)))) == 0.0  # on the target
+
+
+def at(state, cell, offset=(0.0, 0.0)):
+    return place(state, cell, offset=offset).physics.qpos[:2]
+
+
+def test_metres_to_go_runs_to_the_next_cells_centre_then_a_cell_per_move():
+    assert float(metres_to_go(STATE, at(STATE, (1, 0)))) == 2.0  # one move up: to (0, 0)'s centre
+    assert np.isclose(float(metres_to_go(STATE, at(STATE, (2, 0), (0.6, 0.0)))), np.hypot(0.6, 2.0) + 2.0)
+    assert float(metres_to_go(STATE, at(STATE, (0, 0), (0.9, 0.9)))) == 0.0  # on the colour sought
+    assert np.isnan(float(metres_to_go(STATE, jnp.array([-4.5, 0.0]))))  # off the grid
+
+
+def test_path_progress_pays_the_speed_towards_the_path_and_the_rest_of_the_way_on_a_visit():
+    def step(cell_from, cell_to, offset_from=(0.0, 0.0), offset_to=(0.0, 0.0), failed=False):
+        return float(path_progress_reward(place(STATE, cell_from, offset=offset_from),
+                                          place(STATE, cell_to, offset=offset_to), jnp.array(failed)))
+
+    # 0.1 m up (towards (0, 0)) in one control step of 0.05 s: 2 m/s
+    assert np.isclose(step((1, 0), (1, 0), offset_to=(0.0, -0.1)), 2.0, atol=1e-5)
+    assert np.isclose(step((1, 0), (1, 0), offset_to=(0.1, 0.0)), -(np.hypot(0.1, 2.0) - 2.0) / CONTROL_DT, atol=1e-4)
+    assert np.isclose(step((1, 0), (0, 0), offset_from=(0.0, -0.95), offset_to=(0.0, 0.95)), 1.05 / CONTROL_DT,
+                      atol=1e-4)  # the visit: paid the rest of the way
+    assert step((1, 0), (1, 0), offset_to=(0.0, -0.1), failed=True) == 0.0
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from([(1, 0), (2, 0), (3, 0), (3, 1), (3, 2)]),
+                          st.floats(-0.99, 0.99), st.floats(-0.99, 0.99)), min_size=2, max_size=6))
+def test_path_progress_earns_nothing_over_a_loop(points):
+    """A difference of potentials: any walk that comes back where it started sums to zero."""
+    states = [place(STATE, cell, offset=(dx, dy)) for cell, dx, dy in points]
+    states.append(states[0])
+    no = jnp.array(False)
+    total = sum(float(path_progress_reward(a, b, no)) for a, b in zip(states[:-1], states[1:]))
+    assert abs(total) < 1e-2

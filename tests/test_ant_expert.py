@@ -10,7 +10,9 @@ import pytest
 
 import irl.envs as envs
 from irl.experts import ant_expert, ant_ppo
-from irl.experts.ant_directions import direction_features, direction_reward
+from irl.envs.ant_pinpad import cell_of
+from irl.experts.ant_directions import (DIRECTION_XY, direction_features, direction_reward, path_directions,
+                                        path_progress_reward)
 
 TINY = ant_expert.ExpertNetworks((8,), (8,))
 
@@ -28,6 +30,24 @@ def test_training_env_observes_directions_and_is_rewarded_along_them():
     state = jax.jit(env.step)(state, jnp.full(8, 0.5))
     assert np.isclose(float(state.reward), float(direction_reward(state.pipeline_state)))
     assert float(state.done) == 0.0 and set(ant_ppo.EPISODE_METRICS) <= set(state.metrics)
+
+
+def test_path_progress_reward_is_capped_at_the_speed_cap():
+    plain = ant_ppo.DirectionFollowing(reward="path_progress")
+    capped = ant_ppo.DirectionFollowing(reward="path_progress", speed_cap=0.3)
+    start = jax.jit(plain.reset)(jax.random.PRNGKey(1))
+    world = start.pipeline_state
+    # the torso thrown at 3 m/s along its cell's path direction
+    direction = path_directions(world)[tuple(cell_of(world.physics.qpos[:2]))]
+    qvel = world.physics.qvel.at[:2].set(3.0 * DIRECTION_XY[direction])
+    start = start.replace(pipeline_state=world.replace(physics=world.physics.replace(qvel=qvel)))
+    action = jnp.zeros(8)
+    fast, slowed = jax.jit(plain.step)(start, action), jax.jit(capped.step)(start, action)
+    expected = path_progress_reward(start.pipeline_state, fast.pipeline_state, jnp.array(False))
+    assert float(fast.reward) == float(expected) > 0.5
+    assert np.isclose(float(slowed.reward), 0.3)
+    with pytest.raises(ValueError, match="unknown expert reward"):
+        ant_ppo.DirectionFollowing(reward="speed")
 
 
 def test_fresh_resets_draw_new_layouts_where_brax_would_replay_the_first():
@@ -103,6 +123,10 @@ def test_config_errors_are_clear():
         ant_ppo.ExpertTrainConfig(num_envs=48, batch_size=16, num_minibatches=2)
     with pytest.raises(ValueError, match="unknown ant expert preset"):
         ant_ppo.preset("huge")
+    with pytest.raises(ValueError, match="reward must be one of"):
+        ant_ppo.preset("tiny", reward="speed")
+    with pytest.raises(ValueError, match="speed_cap must be >= 0"):
+        ant_ppo.preset("tiny", speed_cap=-1.0)
     with pytest.raises(ValueError, match="policy_hidden"):
         ant_expert.ExpertNetworks(policy_hidden=())
 

@@ -32,6 +32,7 @@ N_WALLS = 1
 CELL = 2.0  # metres
 HALF = GRID_SIZE * CELL / 2  # the grid spans [-HALF, HALF) in x and in y
 FRAME_SKIP = 5  # physics steps of 0.01 s per control step
+CONTROL_DT = FRAME_SKIP * 0.01  # seconds per control step (ant.xml's timestep is 0.01 s)
 HEIGHT_RANGE = (0.2, 1.0)
 RESET_NOISE = 0.1
 MAX_REDRAWS = 64

@@ -36,10 +36,13 @@ from brax.training.agents.ppo import train as brax_ppo
 import irl.envs
 from irl.envs.ant_pinpad import N_JOINTS
 from irl.experts import ant_expert
-from irl.experts.ant_directions import guidance
+from irl.experts.ant_directions import guidance, path_progress_reward
 from irl.experts.ant_expert import EXPERT_OBS_SIZE, ExpertNetworks
 
 EPISODE_METRICS = ("success", "failure", "visits")
+# the expert's training reward: the paper's velocity along the current cell's path direction, or
+# (ours) the rate at which the torso shortens its way along the path (ant_directions)
+REWARDS = ("cell_direction", "path_progress")
 
 
 def _replicate(tree, devices):
@@ -59,9 +62,12 @@ with warnings.catch_warnings():
 class DirectionFollowing(Env):
     """AntPinpad seen by the expert in training, as a (single-episode) brax environment."""
 
-    def __init__(self, tasks: str = "pretrain", failure_penalty: float = 0.0):
+    def __init__(self, tasks: str = "pretrain", failure_penalty: float = 0.0, reward: str = "cell_direction",
+                 speed_cap: float = 0.0):
+        if reward not in REWARDS:
+            raise ValueError(f"unknown expert reward {reward!r}; known: {', '.join(REWARDS)}")
         self.world, self.world_params = irl.envs.make("ant_pinpad", tasks=tasks)
-        self.failure_penalty = failure_penalty
+        self.failure_penalty, self.reward, self.speed_cap = failure_penalty, reward, speed_cap
 
     def reset(self, rng: jax.Array) -> State:
         obs, world_state = self.world.reset(rng, self.world_params)
@@ -74,6 +80,10 @@ class DirectionFollowing(Env):
         before = state.pipeline_state
         obs, world_state, _, _, info = self.world.step(None, before, action, self.world_params)
         features, reward = guidance(world_state)
+        if self.reward == "path_progress":
+            reward = path_progress_reward(before, world_state, info["failure"])
+        if self.speed_cap > 0:
+            reward = jnp.minimum(reward, self.speed_cap)
         ended = info["success"] | info["failure"]  # the time limit is the EpisodeWrapper's truncation
         metrics = dict(state.metrics,  # wrappers may keep their own entries here
                        success=info["success"].astype(jnp.float32), failure=info["failure"].astype(jnp.float32),
@@ -146,6 +156,8 @@ class ExpertTrainConfig:
     max_grad_norm: float = 1.0
     episode_length: int = 500
     failure_penalty: float = 0.0  # (ours) subtracted from the reward of the step that fails the task
+    reward: str = "cell_direction"  # one of REWARDS
+    speed_cap: float = 0.0  # (ours) m/s: no step's reward above it, so speed past it earns nothing (0: none)
     init_from: str = ""  # an exported expert whose weights and normaliser start the run ("" = fresh)
     num_evals: int = 20
     num_eval_envs: int = 256
@@ -163,8 +175,11 @@ class ExpertTrainConfig:
                 raise ValueError(f"ExpertTrainConfig.{name} must be > 0, got {getattr(self, name)}")
         if not 0 < self.discounting <= 1 or not 0 <= self.gae_lambda <= 1 or self.entropy_cost < 0:
             raise ValueError("need 0 < discounting <= 1, 0 <= gae_lambda <= 1 and entropy_cost >= 0")
-        if self.failure_penalty < 0:
-            raise ValueError(f"ExpertTrainConfig.failure_penalty must be >= 0, got {self.failure_penalty}")
+        if self.failure_penalty < 0 or self.speed_cap < 0:
+            raise ValueError(f"ExpertTrainConfig.failure_penalty and speed_cap must be >= 0, got "
+                             f"{self.failure_penalty}, {self.speed_cap}")
+        if self.reward not in REWARDS:
+            raise ValueError(f"ExpertTrainConfig.reward must be one of {REWARDS}, got {self.reward!r}")
         if (self.batch_size * self.num_minibatches) % self.num_envs:
             raise ValueError(f"batch_size * num_minibatches ({self.batch_size * self.num_minibatches}) must be "
                              f"a multiple of num_envs ({self.num_envs}), as brax's PPO requires")
@@ -196,6 +211,11 @@ PRESETS = {
     # and less entropy regularisation (pass --init_from)
     "gpu-finetune": dict(num_timesteps=300_000_000, num_envs=4096, batch_size=2048, num_minibatches=32,
                          unroll_length=5, num_evals=40, failure_penalty=10.0, entropy_cost=1e-3),
+    # (ours) the same continued on the path-progress reward, with a larger failure penalty and
+    # speed past 1.5 m/s unpaid
+    "gpu-path-progress": dict(num_timesteps=300_000_000, num_envs=4096, batch_size=2048, num_minibatches=32,
+                              unroll_length=5, num_evals=40, entropy_cost=1e-3, reward="path_progress",
+                              failure_penalty=30.0, speed_cap=1.5),
     # seconds: for tests of the machinery
     "tiny": dict(num_timesteps=2_560, num_envs=16, batch_size=16, num_minibatches=2, unroll_length=5, num_evals=2,
                  num_eval_envs=4, networks=ExpertNetworks((16, 16), (16, 16))),
@@ -282,7 +302,7 @@ def train(cfg: ExpertTrainConfig, workdir: str | Path, max_seconds: float | None
 
     try:
         _, params, _ = brax_ppo.train(
-            environment=DirectionFollowing("pretrain", cfg.failure_penalty),
+            environment=DirectionFollowing("pretrain", cfg.failure_penalty, cfg.reward, cfg.speed_cap),
             num_timesteps=remaining,
             wrap_env_fn=wrap_for_training,
             num_envs=cfg.num_envs,
