@@ -105,16 +105,29 @@ def test_discovery(reproduced):
         assert jax.tree.leaves(found.base_params)[0].shape[0] == seeds
 
 
-def test_internal_rl(reproduced):
+def test_internal_rl_writes_curves_and_an_episode_and_resumes(reproduced):
+    from irl.stages.rl import rl
+
     workdir = reproduced[0] / "rl"
     config = rl_config("tiny")
     saved = json.loads((workdir / "rl.json").read_text())
+    assert set(saved) == set(config.methods)
+    chunks = config.train.updates // config.train.chunk_updates
     for method in config.methods:
         result = saved[method]
         assert result["episodes"] == config.train.updates * config.train.batch
-        assert 0.0 <= result["final_success_median"] <= 1.0
-        assert len(result["curve"]["median"]) == config.train.updates // config.train.chunk_updates
-    assert (workdir / "rl_curves_log.png").stat().st_size > 0
+        assert 0.0 <= result["final_success_median"] <= 1.0 and result["runs"] == config.models * config.rl_seeds
+        curve = result["curve"]
+        assert curve["episodes"] == [config.train.batch * config.train.chunk_updates * (i + 1) for i in range(chunks)]
+        assert all(lo <= m <= hi for lo, m, hi in zip(curve["q25"], curve["median"], curve["q75"]))
+        assert np.shape(training.read_metrics(workdir / method)[-1]["success"]) == (config.models, config.rl_seeds)
+    for name in ("rl_curves.png", "rl_curves_log.png", "internal_policy_episode.png"):
+        assert (workdir / name).stat().st_size > 0
+
+    # a second call resumes from the final checkpoints: nothing retrains, the same numbers
+    again = rl(config, reproduced[0] / "pretrain", reproduced[0] / "discover", workdir, progress=False)
+    assert {m: r["curve"] for m, r in again.items()} == {m: r["curve"] for m, r in saved.items()}
+    assert len(training.read_metrics(workdir / "internal")) == chunks
 
 
 @pytest.mark.parametrize("env, preset", [("maze", "tiny"), ("ant", "huge")])

@@ -261,11 +261,14 @@ def starting_point(cfg: ExpertTrainConfig, latest: Path) -> tuple[int, object, s
 
 
 def train(cfg: ExpertTrainConfig, workdir: str | Path, max_seconds: float | None = None,
-          log: Callable[[str], None] = print):
+          log: Callable[[str], None] = print, environment: Env | None = None):
     """Train (or resume) in workdir: `latest/` holds the newest checkpoint (an ant_expert
     directory), `metrics.jsonl` one line per evaluation. Returns ((normaliser, policy, value),
     finished): finished is False when max_seconds stopped the run after a checkpoint (run it
-    again to go on). A run whose checkpoint already reached num_timesteps returns it as is."""
+    again to go on). A run whose checkpoint already reached num_timesteps returns it as is.
+    environment: what to train in, DirectionFollowing on the pretraining tasks with cfg's
+    reward unless given (any brax Env of the expert's observation and action sizes, with
+    EPISODE_METRICS among its metrics)."""
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     config_path = workdir / "train_config.json"
@@ -302,7 +305,7 @@ def train(cfg: ExpertTrainConfig, workdir: str | Path, max_seconds: float | None
 
     try:
         _, params, _ = brax_ppo.train(
-            environment=DirectionFollowing("pretrain", cfg.failure_penalty, cfg.reward, cfg.speed_cap),
+            environment=environment or DirectionFollowing("pretrain", cfg.failure_penalty, cfg.reward, cfg.speed_cap),
             num_timesteps=remaining,
             wrap_env_fn=wrap_for_training,
             num_envs=cfg.num_envs,
