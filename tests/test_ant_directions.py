@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from irl.envs import grid_paths
-from irl.envs.ant_pinpad import CONTROL_DT
+from irl.envs.ant_pinpad import CONTROL_DT, FRAME_SKIP, ant_model
 from irl.experts.ant_directions import (direction_features, direction_reward, metres_to_go, path_directions,
                                         path_progress_reward)
 from test_ant_pinpad import place, scripted
@@ -66,6 +66,7 @@ def test_path_progress_pays_the_speed_towards_the_path_and_the_rest_of_the_way_o
         return float(path_progress_reward(place(STATE, cell_from, offset=offset_from),
                                           place(STATE, cell_to, offset=offset_to), jnp.array(failed)))
 
+    assert np.isclose(ant_model()[0].opt.timestep * FRAME_SKIP, CONTROL_DT)
     # 0.1 m up (towards (0, 0)) in one control step of 0.05 s: 2 m/s
     assert np.isclose(step((1, 0), (1, 0), offset_to=(0.0, -0.1)), 2.0, atol=1e-5)
     assert np.isclose(step((1, 0), (1, 0), offset_to=(0.1, 0.0)), -(np.hypot(0.1, 2.0) - 2.0) / CONTROL_DT, atol=1e-4)

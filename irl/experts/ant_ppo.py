@@ -303,9 +303,11 @@ def train(cfg: ExpertTrainConfig, workdir: str | Path, max_seconds: float | None
                 and row["steps"] < cfg.num_timesteps:
             raise _OutOfTime
 
+    if environment is None:
+        environment = DirectionFollowing("pretrain", cfg.failure_penalty, cfg.reward, cfg.speed_cap)
     try:
         _, params, _ = brax_ppo.train(
-            environment=environment or DirectionFollowing("pretrain", cfg.failure_penalty, cfg.reward, cfg.speed_cap),
+            environment=environment,
             num_timesteps=remaining,
             wrap_env_fn=wrap_for_training,
             num_envs=cfg.num_envs,
