@@ -42,7 +42,8 @@ def expert_check(env_name: str, workdir: Path, episodes: int, seed: int = 0) -> 
         from irl.experts.ant_expert import AntExpert, success_rates
 
         rates = success_rates(AntExpert.load(), key, episodes)
-        summary = {"success_pretrain_tasks": rates["success_pretrain"], "success_post_task": rates["success_post"],
+        # the grid's names for the two success rates; the rest under success_rates' own names
+        summary = {"success_pretrain_tasks": rates.pop("success_pretrain"), "success_post_task": rates.pop("success_post"),
                    **rates}
     else:
         summary = {}

@@ -73,7 +73,7 @@ def run(env: InternalEnv, frozen: dict, key: jax.Array, n_episodes: int,
     where `inject` fires, its code is forced and held to the end (None: never). Jittable
     (env and n_episodes static)."""
     reset_keys, action_keys, policy_keys = episode_keys(key, n_episodes)
-    state, _ = env._start(frozen, reset_keys)
+    state, _ = env.start(frozen, reset_keys)
     latent = env.mc_cfg.latent_dim
     inject = Injection.make(jnp.zeros(latent)) if inject is None else inject
 

@@ -113,7 +113,9 @@ class InternalEnv:
 
     # -- the raw step both APIs share ------------------------------------------------------
 
-    def _start(self, frozen: dict, reset_keys: jax.Array) -> InternalState:
+    def start(self, frozen: dict, reset_keys: jax.Array) -> tuple[InternalState, jax.Array]:
+        """New episodes for a batch of reset keys [*B]: (state, first observation [*B, O]), the
+        observation embedded up to the controlled layer, the GRU state and the code at zero."""
         batch = reset_keys.shape
         obs, env_state = over_batch(lambda k: self.env.reset(k, self.env_params), len(batch))(reset_keys)
         # one slot more than T: the observation after the last step is embedded (never read)
@@ -151,7 +153,7 @@ class InternalEnv:
 
     def reset(self, frozen: dict, key: jax.Array) -> tuple[jax.Array, InternalState]:
         """A new episode from an unbatched reset key: (e_1 [D], state)."""
-        state, _ = self._start(frozen, key)
+        state, _ = self.start(frozen, key)
         return state.e, state
 
     def step(self, frozen: dict, key: jax.Array, state: InternalState, z: jax.Array):
@@ -182,7 +184,7 @@ class InternalEnv:
         after beta >= 0.5, in episodes that have not ended. Returns (Trajectory, final
         decide_state)."""
         reset_keys, action_keys, policy_keys = episode_keys(key, n_episodes)
-        state, obs0 = self._start(frozen, reset_keys)
+        state, obs0 = self.start(frozen, reset_keys)
 
         def advance(carry, t):
             state, decide_state, due = carry
