@@ -128,6 +128,21 @@ def test_observation_holds_position_offsets_and_no_task(resets):
     np.testing.assert_array_equal(ap.observation(first), ap.observation(other_task))
 
 
+def test_the_physics_is_brax_mjx_ants_model():
+    """The model brax's MJX ant steps: bodies with no joint between them fused (the unfused
+    ant.xml has 14 bodies and stepped at 0.86x brax's ant; the same joints and mass)."""
+    import brax.envs
+
+    mj_model, model = ap.ant_model()
+    brax_sys = brax.envs.get_environment("ant", backend="mjx").sys
+    assert mj_model.nbody == model.nbody == brax_sys.nbody == 10
+    assert (model.nq, model.nv, model.nu) == (brax_sys.nq, brax_sys.nv, brax_sys.nu) == (15, 14, 8)
+    np.testing.assert_array_equal(model.geom_type, brax_sys.geom_type)
+    np.testing.assert_allclose(model.body_mass, brax_sys.body_mass)
+    assert (model.opt.solver, model.opt.iterations, model.opt.ls_iterations) == (
+        brax_sys.opt.solver, brax_sys.opt.iterations, brax_sys.opt.ls_iterations)
+
+
 def test_step_runs_the_physics_under_jit_and_vmap(resets):
     state = jax.tree.map(lambda x: x[:2], resets[1])
     step = jax.jit(jax.vmap(ENV.step, (None, 0, 0, None)))

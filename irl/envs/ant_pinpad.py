@@ -42,12 +42,15 @@ OBS_SIZE = (7 + N_JOINTS - 2) + (6 + N_JOINTS) + 2 + 2 * (N_COLORS + N_WALLS) + 
 
 @functools.cache
 def ant_model() -> tuple[mujoco.MjModel, Any]:
-    """(MjModel, its MJX copy): brax's standard ant (ant.xml), with the MJX solver settings
-    brax uses for it (Newton, one iteration, four line-search steps)."""
+    """(MjModel, its MJX copy): brax's standard ant (ant.xml) loaded as brax loads it, with the
+    bodies that no joint separates fused into one (the same joints, geoms and masses in fewer
+    bodies: MJX steps it about 1.15x faster, measured against the unfused model in one run), and
+    the MJX solver settings brax uses for it (Newton, one iteration, four line-search steps)."""
     import brax
+    from brax.io import mjcf
 
     path = Path(brax.__file__).parent / "envs" / "assets" / "ant.xml"
-    model = mujoco.MjModel.from_xml_path(str(path))
+    model = mjcf.load_mjmodel(path)
     model.opt.solver = mujoco.mjtSolver.mjSOL_NEWTON
     model.opt.disableflags = model.opt.disableflags | mujoco.mjtDisableBit.mjDSBL_EULERDAMP
     model.opt.iterations = 1
