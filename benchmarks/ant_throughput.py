@@ -86,8 +86,8 @@ def main() -> None:
         seconds = time_interleaved({name: harness(reset, step, 8, batch)
                                     for name, (reset, step) in (("AntPinpad", pinpad), ("brax MJX ant", plain))},
                                    repeats=args.repeats)
-        for name, s in seconds.items():
-            rows.setdefault(name, {})[batch] = batch * args.steps / s
+        for name, per_call in seconds.items():
+            rows.setdefault(name, {})[batch] = batch * args.steps / per_call
             print(f"{name} batch {batch}: {rows[name][batch]:,.0f} steps/s", flush=True)
     ratio = {b: rows["AntPinpad"][b] / rows["brax MJX ant"][b] for b in batches}
     result = {"machine": platform.processor() or platform.machine(), "cpus": os.cpu_count(), "jax": jax.__version__,

@@ -36,7 +36,7 @@ from brax.training.agents.ppo import train as brax_ppo
 import irl.envs
 from irl.envs.ant_pinpad import N_JOINTS
 from irl.experts import ant_expert
-from irl.experts.ant_directions import guidance, path_progress_reward
+from irl.experts.ant_directions import direction_features, guidance, path_progress_reward
 from irl.experts.ant_expert import EXPERT_OBS_SIZE, ExpertNetworks
 
 EPISODE_METRICS = ("success", "failure", "visits")
@@ -79,9 +79,11 @@ class DirectionFollowing(Env):
     def step(self, state: State, action: jax.Array) -> State:
         before = state.pipeline_state
         obs, world_state, _, _, info = self.world.step(None, before, action, self.world_params)
-        features, reward = guidance(world_state)
         if self.reward == "path_progress":
+            features = direction_features(world_state)
             reward = path_progress_reward(before, world_state, info["failure"])
+        else:
+            features, reward = guidance(world_state)
         if self.speed_cap > 0:
             reward = jnp.minimum(reward, self.speed_cap)
         ended = info["success"] | info["failure"]  # the time limit is the EpisodeWrapper's truncation
