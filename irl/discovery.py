@@ -194,11 +194,11 @@ class Discoverer:
                 trainable["base"] = model.init(jax.random.fold_in(key, 1))
             return trainable
 
-        def run(trainable, base, e, tokens, key, sample):
+        def run(trainable, base, e, tokens, key, sample, switch_noise=False):
             base = trainable.get("base", base)
             if e is None:
                 e = model.lower(base, tokens.obs, layer)
-            seq = mc.sequence(trainable["mc"], cfg, e, tokens.mask, key, sample=sample)
+            seq = mc.sequence(trainable["mc"], cfg, e, tokens.mask, key, sample=sample, switch_noise=switch_noise)
             action_logits, obs_logits = model.upper(base, seq.controlled, layer)
             measures = dict(action_measures(self.action_space, action_logits, tokens),
                             kl=masked_mean(seq.kl, tokens.mask), mean_beta=masked_mean(seq.beta, tokens.mask))
@@ -207,7 +207,7 @@ class Discoverer:
             return seq, measures
 
         def loss(trainable, base, e, tokens, key, alpha):
-            _, m = run(trainable, base, e, tokens, key, sample=True)
+            _, m = run(trainable, base, e, tokens, key, sample=True, switch_noise=True)
             return m["action_nll"] + alpha * m["kl"] + obs_coef * m.get("obs_nll", 0.0), m
 
         def analyse(trainable, base, e, tokens, key, sample):

@@ -30,7 +30,7 @@ def with_switch_bias(params, bias):
                                                              "b": jnp.full(1, bias)}}}
 
 
-run = jax.jit(mc.sequence, static_argnames=("cfg", "sample"))
+run = jax.jit(mc.sequence, static_argnames=("cfg", "sample", "switch_noise"))
 dataclasses_replace = dataclasses.replace
 
 
@@ -141,6 +141,33 @@ def test_switch_bias_sets_the_initial_gate():
     fresh = mc.init(jax.random.key(0), dataclasses_replace(CFG, switch_bias=-4.0))
     seq = run(fresh, CFG, e, mask, key)
     np.testing.assert_allclose(seq.beta[:, 1:], jax.nn.sigmoid(-4.0), rtol=1e-5)
+
+
+def test_the_gumbel_sigmoid_gate_samples_around_the_deterministic_one():
+    """With switch_temperature > 0 training draws beta_t = sigmoid((logit + logistic) / tau):
+    the codes' noise is unchanged, analysis (no switch noise) keeps sigmoid(logit), and at a
+    fixed logit the sampled gate switches (beta > 0.5) with probability sigmoid(logit)."""
+    params, e, mask, key = params_and_inputs()
+    cfg = dataclasses_replace(CFG, switch_temperature=0.5)
+    plain = run(params, CFG, e, mask, key)
+    np.testing.assert_array_equal(run(params, cfg, e, mask, key).beta, plain.beta)  # no switch noise: unchanged
+    noisy = run(params, cfg, e, mask, key, switch_noise=True)
+    np.testing.assert_array_equal(noisy.mu, plain.mu)
+    assert np.all(np.asarray(noisy.beta[:, 0]) == 1.0) and not np.allclose(noisy.beta[:, 1:], plain.beta[:, 1:])
+    np.testing.assert_array_equal(run(params, CFG, e, mask, key, switch_noise=True).beta, plain.beta)  # tau = 0: off
+    wide_e = jax.random.normal(jax.random.key(7), (2_000, T, CFG.width))
+    wide_mask = jnp.ones((2_000, T), bool)
+    fixed = with_switch_bias(params, -1.0)  # logit -1 everywhere
+    beta = np.asarray(run(fixed, cfg, wide_e, wide_mask, key, switch_noise=True).beta[:, 1:])
+    np.testing.assert_allclose((beta > 0.5).mean(), jax.nn.sigmoid(-1.0), atol=0.01)
+    # the temperature scales the logit: beta < 0.1 iff (-1 + noise) / tau < logit(0.1)
+    tau, low = 0.5, jnp.log(0.1 / 0.9)
+    np.testing.assert_allclose((beta < 0.1).mean(), jax.nn.sigmoid(1.0 + tau * low), atol=0.01)
+
+
+def test_a_negative_switch_temperature_is_refused():
+    with pytest.raises(ValueError, match="switch_temperature"):
+        dataclasses_replace(CFG, switch_temperature=-1.0)
 
 
 def test_gradients_stay_finite_when_the_embedders_gate_saturates():

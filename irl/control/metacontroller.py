@@ -49,11 +49,16 @@ class MetacontrollerConfig(linear.CodeDecoded):
     rank: int | None = 16  # None: a full D x D controller (the ant)
     force_beta_one: bool = False  # the "beta = 1 at every step" baseline
     switch_bias: float = -2.0  # initial switch logit (ours): sigmoid(-2) ~ 0.12, codes held by default
+    # > 0: in training the gate is a relaxed Bernoulli (Gumbel-sigmoid) sample at this temperature,
+    # sigmoid((logit + logistic noise) / temperature); 0: the deterministic sigmoid(logit)
+    switch_temperature: float = 0.0
     encoder_log_std: float = 0.0  # initial log sigma of the encoder (ours): below 0, codes start informative
 
     def __post_init__(self):
         linear.require_positive(self, ("width", "latent_dim", "gru_size", "embed_size", "encoder_hidden",
                                        "switch_hidden", "decoder_hidden"))
+        if self.switch_temperature < 0:
+            raise ValueError(f"switch_temperature must be >= 0 (0: no gate noise), got {self.switch_temperature}")
         self.decoder  # the controller's own checks (rank)
 
 
@@ -168,9 +173,14 @@ def gru_sequence(params: dict, e: jax.Array) -> jax.Array:
 
 
 def sequence(params: dict, cfg: MetacontrollerConfig, e: jax.Array, mask: jax.Array, key: jax.Array,
-             sample: bool = True) -> Sequence:
+             sample: bool = True, switch_noise: bool = False) -> Sequence:
     """Run over e [B, T, D] (the residual stream at the controlled layer) with mask [B, T].
-    sample=False uses z~ = mu (for analysis).
+    sample=False uses z~ = mu (for analysis). switch_noise (training, when
+    cfg.switch_temperature > 0): the gate is the relaxed Bernoulli sample
+    sigmoid((logit + logistic noise) / temperature) instead of sigmoid(logit). A gate that
+    hedges (beta ~ 0.5) then switches at random, which costs action likelihood, so training
+    pushes the logits away from 0; the deterministic gate of analysis and internal RL is the
+    sample's mean switching probability, sigmoid(logit).
 
     Only the switch and the integration depend on z_{t-1}; the GRU depends on e alone and the
     encoder on (e, h, s), so those run outside the z recurrence, and the switch's first layer
@@ -187,17 +197,24 @@ def sequence(params: dict, cfg: MetacontrollerConfig, e: jax.Array, mask: jax.Ar
     pre_eh = jnp.concatenate([e, h_prev], axis=-1) @ hidden["w"][:width_eh] + hidden["b"]
     w_z, out = hidden["w"][width_eh:], params["switch"]["out"]
 
+    noisy_gate = switch_noise and cfg.switch_temperature > 0
+    # logistic noise [T, B] (zero without gate noise): from its own key, so the codes' noise is
+    # the same with and without it
+    gate_noise = (jax.random.logistic(jax.random.fold_in(key, 1), (steps, batch)) if noisy_gate
+                  else jnp.zeros((steps, batch)))
+    temperature = cfg.switch_temperature if noisy_gate else 1.0
+
     def step(z_prev, xs):
-        pre_t, z_tilde_t, first = xs
+        pre_t, z_tilde_t, noise_t, first = xs
         logit = (jax.nn.relu(pre_t + z_prev @ w_z) @ out["w"] + out["b"])[..., 0]
-        beta = jnp.where(first | cfg.force_beta_one, 1.0, jax.nn.sigmoid(logit))
+        beta = jnp.where(first | cfg.force_beta_one, 1.0, jax.nn.sigmoid((logit + noise_t) / temperature))
         z = beta[:, None] * z_tilde_t + (1 - beta[:, None]) * z_prev
         return z, (beta, z)
 
     time_major = lambda x: jnp.swapaxes(x, 0, 1)
     first = jnp.arange(steps) == 0
     _, (beta, z) = jax.lax.scan(step, jnp.zeros((batch, cfg.latent_dim)),
-                                (time_major(pre_eh), time_major(z_tilde), first))
+                                (time_major(pre_eh), time_major(z_tilde), gate_noise, first))
     beta, z = time_major(beta), time_major(z)
     a, b = controller(params, z, cfg)
     return Sequence(controlled=linear.apply(e, a, b), beta=beta, z=z, mu=mu, log_std=log_std,
