@@ -177,10 +177,11 @@ def sequence(params: dict, cfg: MetacontrollerConfig, e: jax.Array, mask: jax.Ar
     """Run over e [B, T, D] (the residual stream at the controlled layer) with mask [B, T].
     sample=False uses z~ = mu (for analysis). switch_noise (training, when
     cfg.switch_temperature > 0): the gate is the relaxed Bernoulli sample
-    sigmoid((logit + logistic noise) / temperature) instead of sigmoid(logit). A gate that
-    hedges (beta ~ 0.5) then switches at random, which costs action likelihood, so training
-    pushes the logits away from 0; the deterministic gate of analysis and internal RL is the
-    sample's mean switching probability, sigmoid(logit).
+    sigmoid((logit + logistic noise) / temperature) instead of sigmoid(logit) (the paper's
+    relaxation for its grid rate-distortion curve). A gate that hedges then switches at random;
+    the deterministic gate of analysis and internal RL is the sample's switching probability,
+    sigmoid(logit). Measured on the small grid model, it keeps the gate from ever opening
+    (README, Discovery), so the presets leave it off.
 
     Only the switch and the integration depend on z_{t-1}; the GRU depends on e alone and the
     encoder on (e, h, s), so those run outside the z recurrence, and the switch's first layer
