@@ -136,7 +136,9 @@ class Method:
     frozen_base: bool
     init: Callable  # key -> trainable
     loss: Callable  # (trainable, base, e, tokens, key, alpha) -> (loss, metrics)
-    analyse: Callable  # (trainable, base, e, tokens, key, sample) -> {"beta" [B, T], "kl", "action_nll", "agreement"}
+    # (trainable, base, e, tokens, key, sample, hard_switch) -> {"beta" [B, T], "kl", "action_nll", "agreement"}
+    # and, for the metacontroller's methods, the codes "z" [B, T, Z]
+    analyse: Callable
     mc_cfg: mc.MetacontrollerConfig | None = None
 
 
@@ -194,11 +196,12 @@ class Discoverer:
                 trainable["base"] = model.init(jax.random.fold_in(key, 1))
             return trainable
 
-        def run(trainable, base, e, tokens, key, sample, switch_noise=False):
+        def run(trainable, base, e, tokens, key, sample, switch_noise=False, hard_switch=False):
             base = trainable.get("base", base)
             if e is None:
                 e = model.lower(base, tokens.obs, layer)
-            seq = mc.sequence(trainable["mc"], cfg, e, tokens.mask, key, sample=sample, switch_noise=switch_noise)
+            seq = mc.sequence(trainable["mc"], cfg, e, tokens.mask, key, sample=sample, switch_noise=switch_noise,
+                              hard_switch=hard_switch)
             action_logits, obs_logits = model.upper(base, seq.controlled, layer)
             measures = dict(action_measures(self.action_space, action_logits, tokens),
                             kl=masked_mean(seq.kl, tokens.mask), mean_beta=masked_mean(seq.beta, tokens.mask))
@@ -210,9 +213,9 @@ class Discoverer:
             _, m = run(trainable, base, e, tokens, key, sample=True, switch_noise=True)
             return m["action_nll"] + alpha * m["kl"] + obs_coef * m.get("obs_nll", 0.0), m
 
-        def analyse(trainable, base, e, tokens, key, sample):
-            seq, m = run(trainable, base, e, tokens, key, sample)
-            return dict(m, beta=seq.beta)
+        def analyse(trainable, base, e, tokens, key, sample, hard_switch):
+            seq, m = run(trainable, base, e, tokens, key, sample, hard_switch=hard_switch)
+            return dict(m, beta=seq.beta, z=seq.z)
 
         return Method(name, alphas, steps, not cotrained, init, loss, analyse, cfg)
 
@@ -230,7 +233,7 @@ class Discoverer:
             _, m = run(trainable, base, e, tokens, key, sample=True, hard=False)
             return m["action_nll"] + alpha * m["kl"], m
 
-        def analyse(trainable, base, e, tokens, key, sample):
+        def analyse(trainable, base, e, tokens, key, sample, hard_switch):  # its segments are always hard
             seg, m = run(trainable, base, e, tokens, key, sample, hard=True)
             return dict(m, beta=seg.switch)
 
@@ -309,14 +312,15 @@ class Discoverer:
 
     # ---- analysis ------------------------------------------------------------------------
     def analyse_fn(self, method: Method) -> Callable:
-        """jitted (trainable of one seed and alpha, base of that seed, tokens, key, sample) ->
-        {"beta" [B, T], "kl", "action_nll", "agreement", "mean_beta"}. One pair at a time keeps
-        the memory of a long held-out batch bounded."""
-        def analyse(trainable, base, tokens, key, sample: bool):
+        """jitted (trainable of one seed and alpha, base of that seed, tokens, key, sample,
+        hard_switch=False) -> {"beta" [B, T], "kl", "action_nll", "agreement", "mean_beta"} (and
+        "z" [B, T, Z] for the metacontroller's methods). One pair at a time keeps the memory of
+        a long held-out batch bounded."""
+        def analyse(trainable, base, tokens, key, sample: bool, hard_switch: bool = False):
             e = self.model.lower(base, tokens.obs, self.layer) if method.frozen_base else None
-            return method.analyse(trainable, base, e, tokens, key, sample)
+            return method.analyse(trainable, base, e, tokens, key, sample, hard_switch)
 
-        return jax.jit(analyse, static_argnames="sample")
+        return jax.jit(analyse, static_argnames=("sample", "hard_switch"))
 
     def base_of(self, method: Method, params: dict, seed: int, alpha_index: int):
         """The base model params one (seed, alpha) of a method runs on."""

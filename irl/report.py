@@ -43,6 +43,8 @@ def headline(env: str, preset: str, summaries: dict, stage_seconds: dict) -> dic
             "controlled_layer": mid,
             "success_at_controlled_layer": control["success_by_layer"][control["controlled_layers"].index(mid)]
             if mid in control["controlled_layers"] else None,
+            **({"failure_causes_by_layer": control["failure_causes_by_layer"]}
+               if "failure_causes_by_layer" in control else {}),
         },
         "discovery": {k: discovery[k] for k in ("best_alpha", "switch_f1", "beta_binary_fraction",
                                                 "switches_per_episode", "subgoals_per_episode")},
@@ -108,6 +110,8 @@ def markdown(results: dict, summaries: dict) -> str:
         _row(["---"] * (len(control["controlled_layers"]) + 1)),
         _row(["post-task success"] + control["success_by_layer"]),
         _row(["per-subgoal completion"] + control["subgoal_completion_by_layer"]),
+        *[_row([f"episodes ending: {cause.replace('_', ' ')}"] + fractions)
+          for cause, fractions in control.get("failure_causes_by_layer", {}).items() if cause != "success"],
         *([_row(["post-task success / expert's"] + relative["supervised_control_by_layer"])] if relative else []),
         "",
         "![probe accuracy](probe/probe_accuracy_by_layer.png) ![controller success](control/control_success_by_layer.png)",

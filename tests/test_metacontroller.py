@@ -30,7 +30,7 @@ def with_switch_bias(params, bias):
                                                              "b": jnp.full(1, bias)}}}
 
 
-run = jax.jit(mc.sequence, static_argnames=("cfg", "sample", "switch_noise"))
+run = jax.jit(mc.sequence, static_argnames=("cfg", "sample", "switch_noise", "hard_switch"))
 dataclasses_replace = dataclasses.replace
 
 
@@ -59,6 +59,26 @@ def test_beta_zero_holds_the_code_exactly_and_beta_one_is_forced_at_the_start():
     np.testing.assert_array_equal(seq.z, jnp.broadcast_to(seq.z[:, :1], seq.z.shape))
     a, b = mc.controller(params, seq.z, CFG)
     np.testing.assert_array_equal(linear.dense(a, b), jnp.broadcast_to(linear.dense(a, b)[:, :1], (B, T, 16, 16)))
+
+
+def test_the_hard_switch_holds_each_code_exactly_until_the_soft_gate_crosses_one_half():
+    params, e, mask, key = params_and_inputs()
+    params["switch"]["out"]["b"] = jnp.zeros(1)  # open at some steps, closed at others
+    hard = run(params, CFG, e, mask, key, sample=False, hard_switch=True)
+    s = mc.embed_sequence(params, e, mask)
+    h, z, opened = jnp.zeros((B, CFG.gru_size)), jnp.zeros((B, CFG.latent_dim)), []
+    for t in range(T):
+        beta = jnp.ones(B) if t == 0 else (mc.switch(params, e[:, t], h, z) >= mc.SWITCH_THRESHOLD).astype(jnp.float32)
+        mu, _ = mc.encode(params, e[:, t], h, s[:, t])
+        z = jnp.where(beta[:, None] == 1, mu, z)  # a switch takes the new code, otherwise it is held
+        h = mc.gru_step(params, e[:, t], h)
+        np.testing.assert_array_equal(hard.beta[:, t], beta)
+        np.testing.assert_allclose(hard.z[:, t], z, atol=1e-5)
+        opened.append(np.asarray(beta))
+    assert 0 < np.mean(opened[1:]) < 1
+    # the gradient reaches the switch through the soft gate (straight-through)
+    loss = lambda p: run(p, CFG, e, mask, key, sample=False, hard_switch=True).controlled.sum()
+    assert np.abs(np.asarray(jax.grad(loss)(params)["switch"]["out"]["w"])).sum() > 0
 
 
 def test_beta_one_takes_a_fresh_code_every_step():

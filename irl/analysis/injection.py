@@ -27,9 +27,10 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
+from irl.control.metacontroller import SWITCH_THRESHOLD
 from irl.envs.ant_pinpad import N_COLORS
 from irl.rl.common import episode_keys, fold_in_time, over_batch
-from irl.rl.internal_env import SWITCH_THRESHOLD, InternalEnv
+from irl.rl.internal_env import InternalEnv
 
 
 @struct.dataclass

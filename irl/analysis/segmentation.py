@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-SWITCH_THRESHOLD = 0.5
+from irl.control.metacontroller import SWITCH_THRESHOLD
 
 
 def switch_points(beta: np.ndarray, mask: np.ndarray, threshold: float = SWITCH_THRESHOLD) -> np.ndarray:

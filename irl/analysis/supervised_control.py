@@ -61,11 +61,11 @@ def train_controllers(model: BaseModel, base_params, episodes: Callable[[jax.Arr
 
 def run_controlled(model: BaseModel, base_params, ctrl_params, cfg: linear.ControllerConfig, layer: int, env,
                    env_params, key: jax.Array, n_episodes: int, record: bool = False,
-                   action_space=CategoricalActions()) -> Episodes:
+                   action_space=CategoricalActions(), last_states: bool = False) -> Episodes:
     """Closed-loop episodes with the controller of the environment's true current subgoal."""
     def steer(e, state):
         a, b = linear.factors(ctrl_params, jax.nn.one_hot(jax.vmap(env.current_subgoal)(state), cfg.code_dim), cfg)
         return linear.apply(e, a, b)
 
     return run_base_model(model, base_params, env, env_params, key, n_episodes, layer=layer, steer=steer, record=record,
-                          action_space=action_space)
+                          action_space=action_space, last_states=last_states)

@@ -36,6 +36,8 @@ from flax import struct
 
 from irl.control import linear
 
+SWITCH_THRESHOLD = 0.5  # beta_t >= this is a switch: where internal RL decides, and what analysis counts
+
 
 @dataclasses.dataclass(frozen=True)
 class MetacontrollerConfig(linear.CodeDecoded):
@@ -53,6 +55,9 @@ class MetacontrollerConfig(linear.CodeDecoded):
     # sigmoid((logit + logistic noise) / temperature); 0: the deterministic sigmoid(logit)
     switch_temperature: float = 0.0
     encoder_log_std: float = 0.0  # initial log sigma of the encoder (ours): below 0, codes start informative
+    # True: the gate is hard everywhere (training too): 1 where sigmoid(logit) >= SWITCH_THRESHOLD,
+    # else 0, with straight-through gradients, so codes are held exactly between switches
+    hard_switch: bool = False
 
     def __post_init__(self):
         linear.require_positive(self, ("width", "latent_dim", "gru_size", "embed_size", "encoder_hidden",
@@ -173,9 +178,12 @@ def gru_sequence(params: dict, e: jax.Array) -> jax.Array:
 
 
 def sequence(params: dict, cfg: MetacontrollerConfig, e: jax.Array, mask: jax.Array, key: jax.Array,
-             sample: bool = True, switch_noise: bool = False) -> Sequence:
+             sample: bool = True, switch_noise: bool = False, hard_switch: bool = False) -> Sequence:
     """Run over e [B, T, D] (the residual stream at the controlled layer) with mask [B, T].
-    sample=False uses z~ = mu (for analysis). switch_noise (training, when
+    sample=False uses z~ = mu (for analysis). hard_switch: the gate is 1 where
+    beta_t >= SWITCH_THRESHOLD and 0 elsewhere (gradients pass straight through to the soft
+    gate), so a code is held exactly between switches, as internal RL holds its codes; always
+    on when cfg.hard_switch. switch_noise (training, when
     cfg.switch_temperature > 0): the gate is the relaxed Bernoulli sample
     sigmoid((logit + logistic noise) / temperature) instead of sigmoid(logit) (the paper's
     relaxation for its grid rate-distortion curve). A gate that hedges then switches at random;
@@ -199,6 +207,7 @@ def sequence(params: dict, cfg: MetacontrollerConfig, e: jax.Array, mask: jax.Ar
     w_z, out = hidden["w"][width_eh:], params["switch"]["out"]
 
     noisy_gate = switch_noise and cfg.switch_temperature > 0
+    hard_switch = hard_switch or cfg.hard_switch
     # logistic noise [T, B] (zero without gate noise): from its own key, so the codes' noise is
     # the same with and without it
     gate_noise = (jax.random.logistic(jax.random.fold_in(key, 1), (steps, batch)) if noisy_gate
@@ -209,6 +218,8 @@ def sequence(params: dict, cfg: MetacontrollerConfig, e: jax.Array, mask: jax.Ar
         pre_t, z_tilde_t, noise_t, first = xs
         logit = (jax.nn.relu(pre_t + z_prev @ w_z) @ out["w"] + out["b"])[..., 0]
         beta = jnp.where(first | cfg.force_beta_one, 1.0, jax.nn.sigmoid((logit + noise_t) / temperature))
+        if hard_switch:
+            beta = beta + jax.lax.stop_gradient((beta >= SWITCH_THRESHOLD).astype(beta.dtype) - beta)
         z = beta[:, None] * z_tilde_t + (1 - beta[:, None]) * z_prev
         return z, (beta, z)
 

@@ -38,13 +38,11 @@ from flax import struct
 
 from irl.control import linear, metacontroller
 from irl.control.discovered import Discovered
-from irl.control.metacontroller import MetacontrollerConfig
+from irl.control.metacontroller import SWITCH_THRESHOLD, MetacontrollerConfig
 from irl.models.base import BaseModel
 from irl.rl.common import (env_step, episode_keys, fold_in_time, over_batch, sample_actions, split_keys,
                            where_tree)
 from irl.spaces import CategoricalActions
-
-SWITCH_THRESHOLD = 0.5
 
 # decide(decide_state, e [B, D], keys [B]) -> (decide_state, z [B, Z], log p(z) [B])
 Decide = Callable[[object, jax.Array, jax.Array], tuple[object, jax.Array, jax.Array]]

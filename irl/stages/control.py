@@ -10,6 +10,7 @@ import numpy as np
 from absl import logging
 
 import irl.envs as envs
+from irl.analysis.failures import CAUSES, failure_causes
 from irl.analysis.supervised_control import N_SUBGOALS, run_controlled, train_controllers
 from irl.control.linear import ControllerConfig
 from irl.envs.render import render_recorded, save_png
@@ -52,6 +53,7 @@ def control(config, pretrained: str | Path, workdir: str | Path) -> dict:
     _, post_params = envs.make(trainer.config.env, tasks="post")
     n_post_subgoals = int(post_params.task_lens[0]) // env.colors_per_subgoal
     seeds = jax.tree.leaves(params)[0].shape[0]
+    grid = trainer.config.env == "grid_pinpad"  # failure causes are read from grid cells
     keys = jax.random.split(jax.random.key(config.seed), seeds)
 
     per_layer, controllers = [], {}
@@ -62,7 +64,7 @@ def control(config, pretrained: str | Path, workdir: str | Path) -> dict:
             ctrl, history = train_controllers(model, base_params, episodes, train_key, layer, cfg.steps, ctrl_cfg,
                                               cfg.lr, cfg.weight_decay, action_space)
             result = run_controlled(model, base_params, ctrl, ctrl_cfg, layer, env, post_params, eval_key,
-                                    cfg.eval_episodes, action_space=action_space)
+                                    cfg.eval_episodes, action_space=action_space, last_states=grid)
             return result, history["agreement"][-1], ctrl
 
         result, train_agreement, ctrl = jax.device_get(jax.vmap(one_seed)(params, keys))
@@ -75,6 +77,10 @@ def control(config, pretrained: str | Path, workdir: str | Path) -> dict:
                                                      env.colors_per_subgoal),
             f"train_action_{action_space.metric}": float(np.mean(train_agreement)),
         })
+        if grid:  # every seed's episodes together
+            flat = jax.tree.map(lambda x: x.reshape(-1, *x.shape[2:]), result)
+            per_layer[-1]["failure_causes"] = failure_causes(flat, int(post_params.time_limit), n_post_subgoals,
+                                                             env.colors_per_subgoal)
         controllers[layer] = ctrl
         logging.warning("layer %d: post-task success %.3f", layer, per_layer[-1]["success"])
     best = max(per_layer, key=lambda r: r["success"])
@@ -83,6 +89,9 @@ def control(config, pretrained: str | Path, workdir: str | Path) -> dict:
         "success_by_layer": [r["success"] for r in per_layer],
         "subgoal_completion_by_layer": [r["subgoal_completion"] for r in per_layer],
         "by_layer": per_layer,
+        # fraction of post-task episodes by how they ended, per cause (irl/analysis/failures.py)
+        **({"failure_causes_by_layer": {cause: [r["failure_causes"]["fractions"][cause] for r in per_layer]
+                                        for cause in CAUSES}} if grid else {}),
         "best_layer": best["layer"],
         "mid_layer": model.n_layers // 2,
         "steps": cfg.steps,

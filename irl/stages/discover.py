@@ -20,6 +20,7 @@ import numpy as np
 from absl import logging
 
 from irl import training
+from irl.analysis.codes import code_readout
 from irl.analysis.segmentation import segmentation_scores, true_boundaries
 from irl.data import ExpertBatch, episode_tokens
 from irl.discovery import METHODS, Discoverer, Method, export, take
@@ -30,15 +31,21 @@ SCALARS = ("kl", "action_nll", "agreement")
 
 def measure(discoverer: Discoverer, method: Method, analyse, params: dict, episodes: ExpertBatch, tolerance: int,
             keep_episodes: int = 0) -> tuple[list[dict], list[np.ndarray]]:
-    """Per alpha: seed-averaged measures on `episodes` (z~ = mu; and under "sampled", sampled
-    codes), and the mu-gates [keep_episodes, T] of seed 0 for the figures. analyse: the
-    method's `Discoverer.analyse_fn` (made once, so it compiles once)."""
+    """Per alpha: seed-averaged measures on `episodes` (z~ = mu; under "sampled", sampled
+    codes; for the metacontroller's methods also "hard_switch_action_nll", the action NLL with
+    each code held exactly between switches as internal RL holds it, and "code_readout",
+    what the codes tell about each segment: irl/analysis/codes.py), and the mu-gates
+    [keep_episodes, T] of seed 0 for the figures. analyse: the method's
+    `Discoverer.analyse_fn` (made once, so it compiles once)."""
     tokens = episode_tokens(episodes)
     mask, progress = np.asarray(episodes.mask), np.asarray(episodes.progress)
+    subgoal, actions = np.asarray(episodes.subgoal), np.asarray(episodes.actions)
     colors_per_subgoal = discoverer.pretrainer.env.colors_per_subgoal
+    has_codes = method.mc_cfg is not None
     by_alpha, gates = [], []
     for a, alpha in enumerate(method.alphas):
         per_seed = {"mu": [], "sampled": []}
+        extra = []  # per seed: the hard-switch NLL and the code readout
         for seed in range(discoverer.seeds):
             trainable, base = take(params, seed, a), discoverer.base_of(method, params, seed, a)
             key = jax.random.fold_in(discoverer.eval_key, 2 + seed)
@@ -48,9 +55,18 @@ def measure(discoverer: Discoverer, method: Method, analyse, params: dict, episo
                 per_seed[mode].append({**scores, **{k: float(out[k]) for k in SCALARS}})
                 if seed == 0 and mode == "mu":
                     gates.append(np.asarray(out["beta"])[:keep_episodes])
+                if has_codes and mode == "mu":
+                    hard = jax.device_get(analyse(trainable, base, tokens, key, sample=False, hard_switch=True))
+                    extra.append({"hard_switch_action_nll": float(hard["action_nll"]),
+                                  "code_readout": code_readout(out["z"], mask, subgoal, actions)})
         mean = lambda rows: {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
-        by_alpha.append({"alpha": alpha, **mean(per_seed["mu"]), "sampled": mean(per_seed["sampled"]),
-                         "f1_by_seed": [r["f1"] for r in per_seed["mu"]]})
+        row = {"alpha": alpha, **mean(per_seed["mu"]), "sampled": mean(per_seed["sampled"]),
+               "f1_by_seed": [r["f1"] for r in per_seed["mu"]]}
+        if extra:
+            row["hard_switch_action_nll"] = float(np.mean([r["hard_switch_action_nll"] for r in extra]))
+            row["code_readout"] = {label: mean([r["code_readout"][label] for r in extra])
+                                   for label in extra[0]["code_readout"]}
+        by_alpha.append(row)
     return by_alpha, gates
 
 
@@ -91,6 +107,7 @@ def headline(row: dict, metric: str) -> dict:
         "action_nll": row["action_nll"],
         f"action_{metric}": row["agreement"],
         "sampled": row["sampled"],
+        **{k: row[k] for k in ("hard_switch_action_nll", "code_readout") if k in row},
     }
 
 
@@ -147,7 +164,7 @@ def discover(config, pretrained: str | Path, workdir: str | Path, progress: bool
         summary.update({"best_alpha": best_alpha, "by_alpha": mc_result["by_alpha"],
                         **{k: mc_result[k] for k in ("switch_f1", "beta_binary_fraction", "switches_per_episode",
                                                      "subgoals_per_episode", "precision", "recall", "kl",
-                                                     "action_nll")}})
+                                                     "action_nll", "hard_switch_action_nll", "code_readout")}})
     summary["method_seconds"] = seconds
     summary["train_seconds"] = train_seconds
     summary["wall_seconds"] = time.perf_counter() - start

@@ -1,0 +1,52 @@
+"""What a metacontroller's code holds: read it out after each true subgoal boundary.
+
+For every subgoal segment of held-out expert episodes, take the code z one step after the
+segment starts (the switch may fire a step late within the tolerance of segmentation.py) and
+ask how well it tells (a) the segment's subgoal and (b) the expert's first action in the
+segment (grid only: discrete moves). The readout is a nearest-centroid classifier fitted on
+half the segments and scored on the other half; `chance` is the most frequent label's share
+of the scored half. A code that names the subgoal ("go to colour pair B") reads out (a); one
+that names a heading reads out (b).
+
+Host-side numpy, once per evaluation.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def segment_codes(z: np.ndarray, mask: np.ndarray, subgoal: np.ndarray, actions: np.ndarray | None = None,
+                  delay: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """(codes [S, Z], subgoal [S], first action [S] or None) of every segment of z [B, T, Z],
+    read `delay` steps after it starts (at the episode's last step if it is shorter)."""
+    z, mask, subgoal = np.asarray(z), np.asarray(mask, bool), np.asarray(subgoal)
+    starts = mask.copy()
+    starts[:, 1:] &= subgoal[:, 1:] != subgoal[:, :-1]
+    rows, t = np.nonzero(starts)
+    last = mask.sum(1) - 1
+    read_at = np.minimum(t + delay, last[rows])
+    first_action = None if actions is None else np.asarray(actions)[rows, t]
+    return z[rows, read_at], subgoal[rows, t], first_action
+
+
+def nearest_centroid_accuracy(x: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    """{"accuracy", "chance"}: centroids from the even-indexed rows, scored on the odd ones."""
+    fit, score = np.arange(len(x)) % 2 == 0, np.arange(len(x)) % 2 == 1
+    classes = np.unique(labels[fit])
+    if len(classes) == 0 or not score.any():
+        return {"accuracy": float("nan"), "chance": float("nan")}
+    centroids = np.stack([x[fit & (labels == c)].mean(0) for c in classes])
+    predicted = classes[((x[score][:, None] - centroids[None]) ** 2).sum(-1).argmin(1)]
+    _, counts = np.unique(labels[score], return_counts=True)
+    return {"accuracy": float(np.mean(predicted == labels[score])), "chance": float(counts.max() / score.sum())}
+
+
+def code_readout(z: np.ndarray, mask: np.ndarray, subgoal: np.ndarray, actions: np.ndarray | None = None) -> dict:
+    """{"subgoal": {"accuracy", "chance"}, "first_action": {...} (when actions are discrete)}."""
+    discrete = actions is not None and np.issubdtype(np.asarray(actions).dtype, np.integer)
+    codes, segment_subgoal, first_action = segment_codes(z, mask, subgoal, actions if discrete else None)
+    out = {"subgoal": nearest_centroid_accuracy(codes, segment_subgoal)}
+    if discrete:
+        out["first_action"] = nearest_centroid_accuracy(codes, first_action)
+    return out

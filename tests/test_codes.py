@@ -1,0 +1,33 @@
+import numpy as np
+
+from irl.analysis.codes import code_readout, nearest_centroid_accuracy, segment_codes
+
+
+def test_each_segment_is_read_one_step_after_it_starts_or_at_the_episode_end():
+    z = np.arange(8, dtype=float).reshape(1, 8, 1)
+    subgoal = np.array([[0, 0, 1, 1, 1, 2, 2, 2]])
+    mask = np.array([[True] * 6 + [False] * 2])  # the episode ends at step 5, the third segment's first
+    actions = np.array([[3, 0, 1, 1, 2, 0, 0, 0]])
+    codes, seg_subgoal, first_action = segment_codes(z, mask, subgoal, actions)
+    np.testing.assert_array_equal(codes[:, 0], [1, 3, 5])
+    np.testing.assert_array_equal(seg_subgoal, [0, 1, 2])
+    np.testing.assert_array_equal(first_action, [3, 1, 0])
+
+
+def test_a_code_that_names_the_subgoal_reads_out_the_subgoal_and_not_the_action():
+    rng = np.random.default_rng(0)
+    b, t = 200, 12
+    subgoal = np.repeat(rng.integers(0, 4, (b, 3)), 4, axis=1)  # three segments of 4 steps
+    actions = rng.integers(0, 4, (b, t))
+    z = np.eye(4)[subgoal] * 3 + rng.normal(size=(b, t, 4)) * 0.3
+    out = code_readout(z, np.ones((b, t), bool), subgoal, actions)
+    assert out["subgoal"]["accuracy"] > 0.95
+    assert abs(out["first_action"]["accuracy"] - out["first_action"]["chance"]) < 0.1
+    # continuous actions (the ant) have no first-action readout
+    assert "first_action" not in code_readout(z, np.ones((b, t), bool), subgoal, actions.astype(np.float32))
+
+
+def test_readout_is_scored_on_rows_it_was_not_fitted_on():
+    x = np.array([[0.0], [0.0], [1.0], [1.0]])
+    labels = np.array([0, 1, 1, 0])  # fitted rows 0 and 2 say 0 -> 0.0, 1 -> 1.0; scored rows disagree
+    assert nearest_centroid_accuracy(x, labels) == {"accuracy": 0.0, "chance": 0.5}
