@@ -56,7 +56,9 @@ class MetacontrollerConfig(linear.CodeDecoded):
     switch_temperature: float = 0.0
     encoder_log_std: float = 0.0  # initial log sigma of the encoder (ours): below 0, codes start informative
     # True: the gate is hard everywhere (training too): 1 where sigmoid(logit) >= SWITCH_THRESHOLD,
-    # else 0, with straight-through gradients, so codes are held exactly between switches
+    # else 0, with straight-through gradients, so codes are held exactly between switches.
+    # Measured on the small grid model: it switches at almost every step (README, "Why the
+    # controllers and internal RL fall short"), so the presets leave it off
     hard_switch: bool = False
 
     def __post_init__(self):
