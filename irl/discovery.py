@@ -204,14 +204,17 @@ class Discoverer:
                               hard_switch=hard_switch)
             action_logits, obs_logits = model.upper(base, seq.controlled, layer)
             measures = dict(action_measures(self.action_space, action_logits, tokens),
-                            kl=masked_mean(seq.kl, tokens.mask), mean_beta=masked_mean(seq.beta, tokens.mask))
+                            kl=masked_mean(seq.kl, tokens.mask), mean_beta=masked_mean(seq.beta, tokens.mask),
+                            kl_switched=masked_mean(seq.beta * seq.kl, tokens.mask))
             if cotrained:
                 measures["obs_nll"] = masked_mean(self.obs_space.nll(obs_logits, tokens.next_obs), tokens.mask)
             return seq, measures
 
+        rate = "kl_switched" if self.config.train.kl_by_beta else "kl"
+
         def loss(trainable, base, e, tokens, key, alpha):
             _, m = run(trainable, base, e, tokens, key, sample=True, switch_noise=True)
-            return m["action_nll"] + alpha * m["kl"] + obs_coef * m.get("obs_nll", 0.0), m
+            return m["action_nll"] + alpha * m[rate] + obs_coef * m.get("obs_nll", 0.0), m
 
         def analyse(trainable, base, e, tokens, key, sample, hard_switch):
             seq, m = run(trainable, base, e, tokens, key, sample, hard_switch=hard_switch)

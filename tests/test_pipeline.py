@@ -77,6 +77,9 @@ def test_probes_and_controllers(reproduced):
     control = json.loads((workdir / "control" / "control.json").read_text())
     assert control["controlled_layers"] == [1] and len(control["success_by_layer"]) == 1
     assert 0.0 <= control["subgoal_completion_by_layer"][0] <= 1.0
+    causes = control["failure_causes_by_layer"]
+    assert causes["success"] == control["success_by_layer"]
+    assert abs(sum(fractions[0] for fractions in causes.values()) - 1) < 1e-6
     assert (workdir / "control" / "controlled_episode.png").exists()
 
 
@@ -91,7 +94,8 @@ def test_discovery(reproduced):
         assert np.isfinite(saved[key])
     for row in saved["by_alpha"]:
         assert {"alpha", "kl", "action_nll", "switch_f1", "precision", "recall", "beta_binary_fraction",
-                "switches_per_episode", "sampled"} <= set(row)
+                "switches_per_episode", "sampled", "hard_switch_action_nll"} <= set(row)
+        assert set(row["code_readout"]) == {"subgoal", "first_action"}
     for method in ("beta1", "cotrained", "compile"):
         assert 0.0 <= saved[method]["switch_f1"] <= 1.0
     assert saved["beta1"]["beta_binary_fraction"] == 1.0  # beta is 1 at every step
@@ -137,3 +141,23 @@ def test_bad_env_or_preset_fails_before_any_compute(env, preset, tmp_path):
     with pytest.raises(ValueError, match="env must be|unknown preset"):
         reproduce(env, preset, tmp_path / "run", log=lambda *_: None)
     assert not (tmp_path / "run").exists()
+
+
+def test_kl_by_beta_weights_each_steps_kl_by_its_gate(reproduced):
+    from irl.discovery import Discoverer, take
+
+    alpha, losses = 0.3, {}
+    for by_beta in (False, True):
+        config = discover_config("tiny")
+        config.train.kl_by_beta = by_beta
+        discoverer = Discoverer(config, reproduced[0] / "pretrain")
+        method = discoverer.method("metacontroller")
+        trainable = method.init(jax.random.key(0))
+        switch = trainable["mc"]["switch"]["out"]
+        switch["w"], switch["b"] = switch["w"] * 0, switch["b"] * 0 - 1e4  # beta = 1 at t = 0 only
+        base, tokens = take(discoverer.base_params, 0), discoverer.tokens(jax.random.key(1))
+        e = discoverer.model.lower(base, tokens.obs, discoverer.layer)
+        losses[by_beta], m = method.loss(trainable, base, e, tokens, jax.random.key(2), alpha)
+    assert 0 < float(m["kl_switched"]) < float(m["kl"])  # only the first step's KL counts
+    np.testing.assert_allclose(losses[False] - m["action_nll"], alpha * m["kl"], rtol=1e-3, atol=1e-7)
+    np.testing.assert_allclose(losses[True] - m["action_nll"], alpha * m["kl_switched"], rtol=1e-3, atol=1e-7)

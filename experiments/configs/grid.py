@@ -101,9 +101,11 @@ def discover_config(preset: str) -> ml_collections.ConfigDict:
         final_lr_fraction=1.0, grad_clip=0.0, decay_biases=True,  # False: no decay of biases and gains
     ))
     # the KL weight is 0 for kl_free_steps, then ramps linearly to alpha over kl_warmup_steps
-    # (both 0: the paper's constant alpha)
+    # (both 0: the paper's constant alpha). kl_by_beta: each step's KL weighted by its beta_t, as
+    # in the ELBO of the discrete-switch model, where a held code costs nothing (False: the
+    # paper's unweighted KL, exact under its continuous relaxation)
     c.train = ml_collections.ConfigDict(dict(steps=64_000, chunk_steps=1000, eval_every=8000, kl_free_steps=0,
-                                             kl_warmup_steps=0))
+                                             kl_warmup_steps=0, kl_by_beta=False))
     c.beta1 = ml_collections.ConfigDict(dict(alpha=-1.0))  # < 0: the metacontroller's best alpha
     c.cotrained = ml_collections.ConfigDict(dict(alphas=c.alphas, steps=64_000))
     c.compile = ml_collections.ConfigDict(dict(alpha=0.1, steps=64_000, max_segments=4, hidden=64, temperature=1.0))

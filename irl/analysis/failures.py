@@ -28,14 +28,14 @@ def classify(previous_agent: np.ndarray, final_agent: np.ndarray, colors: np.nda
     move [N, 2], the colours' cells [N, C, 2], the task [N, K] (colours), the colours visited
     [N], success [N] and length [N]. A failure on the very step of the time limit counts as a
     timeout (the rule cannot tell them apart from the length alone; it is rare)."""
-    n = len(success)
-    rows = np.arange(n)
-    target = colors[rows, task[rows, np.minimum(progress, task.shape[1] - 1)]]  # [N, 2]
+    rows = np.arange(len(success))
+    next_colour = task[rows, np.minimum(progress, task.shape[1] - 1)]
+    target = colors[rows, next_colour]  # [N, 2]
     closer = np.abs(final_agent - target).sum(-1) < np.abs(previous_agent - target).sum(-1)
     on = (colors == final_agent[:, None]).all(-1)  # [N, C]
     landed = np.where(on.any(-1), on.argmax(-1), -1)
-    next_subgoal = task[rows, np.minimum(progress, task.shape[1] - 1)] // colors_per_subgoal
-    other_first = (landed >= 0) & (landed % colors_per_subgoal == 0) & (landed // colors_per_subgoal != next_subgoal)
+    other_first = ((landed >= 0) & (landed % colors_per_subgoal == 0)
+                   & (landed // colors_per_subgoal != next_colour // colors_per_subgoal))
     cause = np.where(closer, 1, np.where(other_first, 2, 3))
     cause = np.where(length >= time_limit, 4, cause)
     return np.where(success, 0, cause)
@@ -44,10 +44,10 @@ def classify(previous_agent: np.ndarray, final_agent: np.ndarray, colors: np.nda
 def failure_causes(episodes, time_limit: int, n_subgoals: int, colors_per_subgoal: int = 2) -> dict:
     """{"fractions": {cause: fraction of episodes}, "failed_at_subgoal": [fraction of episodes
     that failed while pursuing subgoal k of the task, k = 0..n_subgoals-1]} from recorded
-    GridPinpad episodes (irl/rollout.py with record=True)."""
+    GridPinpad episodes (irl/rollout.py with last_states=True or record=True)."""
     final, previous = episodes.final, episodes.previous
     if final is None or previous is None:
-        raise ValueError("failure_causes needs recorded episodes (record=True)")
+        raise ValueError("failure_causes needs the episodes' last states (run with last_states=True)")
     get = lambda x: np.asarray(x)
     success, progress = get(episodes.success), get(final.progress)
     cause = classify(get(previous.agent), get(final.agent), get(final.colors), get(final.task), progress,
