@@ -30,22 +30,23 @@ SCALARS = ("kl", "action_nll", "agreement")
 
 
 def measure(discoverer: Discoverer, method: Method, analyse, params: dict, episodes: ExpertBatch, tolerance: int,
-            keep_episodes: int = 0) -> tuple[list[dict], list[np.ndarray]]:
+            keep_episodes: int = 0, read_codes: bool = True) -> tuple[list[dict], list[np.ndarray]]:
     """Per alpha: seed-averaged measures on `episodes` (z~ = mu; under "sampled", sampled
-    codes; for the metacontroller's methods also "hard_switch_action_nll", the action NLL with
-    each code held exactly between switches as internal RL holds it, and "code_readout",
-    what the codes tell about each segment: irl/analysis/codes.py), and the mu-gates
-    [keep_episodes, T] of seed 0 for the figures. analyse: the method's
+    codes; with read_codes, for the metacontroller's methods, also "hard_switch_action_nll",
+    the action NLL with each code held exactly between switches as internal RL holds it, and
+    "code_readout", what the codes tell about each segment: irl/analysis/codes.py), and the
+    mu-gates [keep_episodes, T] of seed 0 for the figures. analyse: the method's
     `Discoverer.analyse_fn` (made once, so it compiles once)."""
     tokens = episode_tokens(episodes)
     mask, progress = np.asarray(episodes.mask), np.asarray(episodes.progress)
     subgoal, actions = np.asarray(episodes.subgoal), np.asarray(episodes.actions)
     colors_per_subgoal = discoverer.pretrainer.env.colors_per_subgoal
-    has_codes = method.mc_cfg is not None
+    read_codes = read_codes and method.mc_cfg is not None
+    mean = lambda rows: {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
     by_alpha, gates = [], []
     for a, alpha in enumerate(method.alphas):
         per_seed = {"mu": [], "sampled": []}
-        extra = []  # per seed: the hard-switch NLL and the code readout
+        hard_nll, readouts = [], []
         for seed in range(discoverer.seeds):
             trainable, base = take(params, seed, a), discoverer.base_of(method, params, seed, a)
             key = jax.random.fold_in(discoverer.eval_key, 2 + seed)
@@ -53,19 +54,19 @@ def measure(discoverer: Discoverer, method: Method, analyse, params: dict, episo
                 out = jax.device_get(analyse(trainable, base, tokens, key, sample=mode == "sampled"))
                 scores = segmentation_scores(np.asarray(out["beta"]), mask, progress, tolerance, colors_per_subgoal)
                 per_seed[mode].append({**scores, **{k: float(out[k]) for k in SCALARS}})
-                if seed == 0 and mode == "mu":
-                    gates.append(np.asarray(out["beta"])[:keep_episodes])
-                if has_codes and mode == "mu":
-                    hard = jax.device_get(analyse(trainable, base, tokens, key, sample=False, hard_switch=True))
-                    extra.append({"hard_switch_action_nll": float(hard["action_nll"]),
-                                  "code_readout": code_readout(out["z"], mask, subgoal, actions)})
-        mean = lambda rows: {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
+                if mode == "mu":
+                    mu_out = out
+            if seed == 0:
+                gates.append(np.asarray(mu_out["beta"])[:keep_episodes])
+            if read_codes:
+                hard = analyse(trainable, base, tokens, key, sample=False, hard_switch=True)
+                hard_nll.append(float(hard["action_nll"]))
+                readouts.append(code_readout(mu_out["z"], mask, subgoal, actions))
         row = {"alpha": alpha, **mean(per_seed["mu"]), "sampled": mean(per_seed["sampled"]),
                "f1_by_seed": [r["f1"] for r in per_seed["mu"]]}
-        if extra:
-            row["hard_switch_action_nll"] = float(np.mean([r["hard_switch_action_nll"] for r in extra]))
-            row["code_readout"] = {label: mean([r["code_readout"][label] for r in extra])
-                                   for label in extra[0]["code_readout"]}
+        if read_codes:
+            row["hard_switch_action_nll"] = float(np.mean(hard_nll))
+            row["code_readout"] = {label: mean([r[label] for r in readouts]) for label in readouts[0]}
         by_alpha.append(row)
     return by_alpha, gates
 
@@ -84,7 +85,7 @@ def progress_evaluator(discoverer: Discoverer, method: Method, analyse, toleranc
     episodes = discoverer.held_out(progress=True)
 
     def evaluate(state):
-        by_alpha, _ = measure(discoverer, method, analyse, state["params"], episodes, tolerance)
+        by_alpha, _ = measure(discoverer, method, analyse, state["params"], episodes, tolerance, read_codes=False)
         suffix = (lambda a: "") if len(method.alphas) == 1 else (lambda a: f"/alpha={a:g}")
         return {f"eval/{k}{suffix(r['alpha'])}": r[k] for r in by_alpha
                 for k in ("f1", "binary_fraction", "switches_per_episode", "kl", "action_nll")}
