@@ -25,6 +25,11 @@ the KL weight may be 0 for a while and then ramp to alpha. At first the code car
 decoder can read, so a constant alpha pushes it to the prior before it becomes useful; on the
 CPU budget of the small preset that collapse happened at every alpha >= 0.05.
 
+Gate entropy (ours, `train.gate_entropy`; 0 in the paper preset): the loss may add
+alpha * gate_entropy * H(beta_t), the gate's binary entropy per step, ramped in after the KL.
+It prices a gate that hedges between holding and switching, so the codes are trained as
+internal RL uses them, held exactly between switches.
+
 `export` / `load_discovered` hand one alpha of a method to internal RL as a `Discovered`.
 """
 
@@ -81,6 +86,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
              f"{name} must be a positive multiple of train.chunk_steps {train.chunk_steps}, got {steps}")
     need(train.kl_warmup_steps >= 0 and train.kl_free_steps >= 0,
          f"train.kl_free_steps and train.kl_warmup_steps must be >= 0, got {train.kl_free_steps}, {train.kl_warmup_steps}")
+    need(train.gate_entropy >= 0, f"train.gate_entropy must be >= 0, got {train.gate_entropy}")
     need(train.eval_every >= 0 and train.eval_every % train.chunk_steps == 0,
          f"train.eval_every must be a multiple of train.chunk_steps (0: never), got {train.eval_every}")
     need(optim.lr > 0 and optim.weight_decay >= 0, "optim.lr must be > 0 and optim.weight_decay >= 0")
@@ -112,6 +118,26 @@ def compile_config(config: ml_collections.ConfigDict, width: int, obs_size: int)
                                   temperature=c.temperature)
 
 
+def kl_ramp(train: ml_collections.ConfigDict, step: jax.Array) -> jax.Array:
+    """The KL weight's multiplier at `step`: 0 for `train.kl_free_steps`, then a linear ramp to
+    1 over `train.kl_warmup_steps` (both 0: the paper's constant alpha). A code that carries
+    nothing yet (its decoder has not learnt to use it) is otherwise pushed to the prior before it
+    can become useful, and never recovers; this lets the channel open first, and the KL then
+    prunes what is not worth its price."""
+    free, warmup = train.kl_free_steps, train.kl_warmup_steps
+    return jnp.clip((step + 1 - free) / max(warmup, 1), 0.0, 1.0)
+
+
+def gate_entropy_ramp(train: ml_collections.ConfigDict, step: jax.Array) -> jax.Array:
+    """The gate-entropy term's multiplier at `step` (its weight is alpha * `train.gate_entropy`
+    times this): a linear ramp to 1 over `train.kl_warmup_steps` that starts once the KL's ramp
+    is complete. Measured on the small grid model: priced from the start, while the KL-free
+    steps leave the gate open, the term pushes the gate to 1 at every step; the switches must
+    be in place before it sharpens them."""
+    free, warmup = train.kl_free_steps, train.kl_warmup_steps
+    return jnp.clip((step + 1 - free - warmup) / max(warmup, 1), 0.0, 1.0)
+
+
 def masked_mean(x: jax.Array, mask: jax.Array) -> jax.Array:
     weight = mask.astype(jnp.float32)
     return (x * weight).sum() / jnp.maximum(weight.sum(), 1.0)
@@ -135,7 +161,7 @@ class Method:
     steps: int
     frozen_base: bool
     init: Callable  # key -> trainable
-    loss: Callable  # (trainable, base, e, tokens, key, alpha) -> (loss, metrics)
+    loss: Callable  # (trainable, base, e, tokens, key, kl_weight, gate_weight) -> (loss, metrics)
     # (trainable, base, e, tokens, key, sample, hard_switch) -> {"beta" [B, T], "kl", "action_nll", "agreement"}
     # and, for the metacontroller's methods, the codes "z" [B, T, Z]
     analyse: Callable
@@ -205,16 +231,18 @@ class Discoverer:
             action_logits, obs_logits = model.upper(base, seq.controlled, layer)
             measures = dict(action_measures(self.action_space, action_logits, tokens),
                             kl=masked_mean(seq.kl, tokens.mask), mean_beta=masked_mean(seq.beta, tokens.mask),
-                            kl_switched=masked_mean(seq.beta * seq.kl, tokens.mask))
+                            kl_switched=masked_mean(seq.beta * seq.kl, tokens.mask),
+                            gate_entropy=masked_mean(mc.binary_entropy(seq.beta), tokens.mask))
             if cotrained:
                 measures["obs_nll"] = masked_mean(self.obs_space.nll(obs_logits, tokens.next_obs), tokens.mask)
             return seq, measures
 
         rate = "kl_switched" if self.config.train.kl_by_beta else "kl"
 
-        def loss(trainable, base, e, tokens, key, alpha):
+        def loss(trainable, base, e, tokens, key, kl_weight, gate_weight=0.0):
             _, m = run(trainable, base, e, tokens, key, sample=True, switch_noise=True)
-            return m["action_nll"] + alpha * m[rate] + obs_coef * m.get("obs_nll", 0.0), m
+            penalty = kl_weight * m[rate] + gate_weight * m["gate_entropy"]
+            return m["action_nll"] + penalty + obs_coef * m.get("obs_nll", 0.0), m
 
         def analyse(trainable, base, e, tokens, key, sample, hard_switch):
             seq, m = run(trainable, base, e, tokens, key, sample, hard_switch=hard_switch)
@@ -232,9 +260,9 @@ class Discoverer:
             return seg, dict(action_measures(self.action_space, action_logits, tokens), kl=kl,
                              mean_beta=masked_mean(seg.switch, tokens.mask))
 
-        def loss(trainable, base, e, tokens, key, alpha):
+        def loss(trainable, base, e, tokens, key, kl_weight, gate_weight=0.0):  # its gate is Gumbel-softmax
             _, m = run(trainable, base, e, tokens, key, sample=True, hard=False)
-            return m["action_nll"] + alpha * m["kl"], m
+            return m["action_nll"] + kl_weight * m["kl"], m
 
         def analyse(trainable, base, e, tokens, key, sample, hard_switch):  # its segments are always hard
             seg, m = run(trainable, base, e, tokens, key, sample, hard=True)
@@ -260,15 +288,6 @@ class Discoverer:
             "elapsed": jnp.float32(0.0),
         }
 
-    def kl_ramp(self, step: jax.Array) -> jax.Array:
-        """The KL weight's multiplier at `step`: 0 for `train.kl_free_steps`, then a linear
-        ramp to 1 over `train.kl_warmup_steps` (both 0: the paper's constant alpha). A code that
-        carries nothing yet (its decoder has not learnt to use it) is otherwise pushed to the
-        prior before it can become useful, and never recovers; this lets the channel open first,
-        and the KL then prunes what is not worth its price."""
-        free, warmup = self.config.train.kl_free_steps, self.config.train.kl_warmup_steps
-        return jnp.clip((step + 1 - free) / max(warmup, 1), 0.0, 1.0)
-
     def tokens(self, key: jax.Array) -> TokenBatch:
         return episode_tokens(self.expert(key))
 
@@ -280,7 +299,8 @@ class Discoverer:
 
         def alpha_step(trainable, opt_state, alpha):
             (loss, metrics), grads = jax.value_and_grad(method.loss, has_aux=True)(
-                trainable, base, e, tokens, noise_key, alpha * self.kl_ramp(step))
+                trainable, base, e, tokens, noise_key, alpha * kl_ramp(self.config.train, step),
+                alpha * self.config.train.gate_entropy * gate_entropy_ramp(self.config.train, step))
             updates, opt_state = optimizer.update(grads, opt_state, trainable)
             return optax.apply_updates(trainable, updates), opt_state, dict(metrics, loss=loss,
                                                                              grad_norm=optax.tree.norm(grads))

@@ -8,7 +8,7 @@ import pytest
 
 from experiments.configs.grid import PRESETS, discover_config
 from irl.control import compile as compile_
-from irl.discovery import Discoverer, per_alpha_metrics, validate
+from irl.discovery import Discoverer, gate_entropy_ramp, kl_ramp, per_alpha_metrics, validate
 
 
 @pytest.mark.parametrize("preset", PRESETS)
@@ -35,6 +35,7 @@ def test_the_paper_preset_is_the_spec():
     (lambda c: c.metacontroller.update(latent_dim=0), "latent_dim"),
     (lambda c: c.compile.update(max_segments=1), "max_segments"),
     (lambda c: c.optim.update(schedule="linear"), "schedule"),
+    (lambda c: c.train.update(gate_entropy=-1.0), "gate_entropy"),
 ])
 def test_bad_configs_fail_before_any_compute(change, message, tmp_path):
     config = discover_config("tiny")
@@ -54,6 +55,16 @@ def test_rows_longer_than_the_models_world_fail_before_the_model_is_loaded(tmp_p
 def test_a_missing_pretraining_run_is_named(tmp_path):
     with pytest.raises(FileNotFoundError, match="pretraining"):
         Discoverer(discover_config("tiny"), tmp_path)
+
+
+def test_the_kl_ramps_in_after_its_free_steps_and_the_gate_entropy_after_the_kl():
+    train = discover_config("small").train  # 200 KL-free steps, then 300-step ramps
+    steps = jnp.array([0, 199, 349, 499, 649, 799, 1199])
+    np.testing.assert_allclose(kl_ramp(train, steps), [0, 0, 0.5, 1, 1, 1, 1], atol=1e-6)
+    np.testing.assert_allclose(gate_entropy_ramp(train, steps), [0, 0, 0, 0, 0.5, 1, 1], atol=1e-6)
+    train.update(kl_free_steps=0, kl_warmup_steps=0)  # the paper's constant alpha: both on from the start
+    np.testing.assert_allclose(kl_ramp(train, steps), 1.0)
+    np.testing.assert_allclose(gate_entropy_ramp(train, steps), 1.0)
 
 
 def test_per_alpha_metrics_split_the_alpha_axis():

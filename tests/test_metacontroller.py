@@ -105,6 +105,13 @@ def test_kl_matches_the_closed_form_and_monte_carlo():
     assert float(mc.kl_to_prior(jnp.zeros(4), jnp.zeros(4))) == 0.0
 
 
+def test_binary_entropy_is_zero_at_a_decided_gate_and_log_2_at_one_half():
+    beta = jnp.array([0.0, 1.0, 0.5, 0.12, 0.9])
+    expected = [0.0, 0.0, np.log(2), -(0.12 * np.log(0.12) + 0.88 * np.log(0.88)), -(0.9 * np.log(0.9) + 0.1 * np.log(0.1))]
+    np.testing.assert_allclose(mc.binary_entropy(beta), expected, rtol=1e-5, atol=2e-5)
+    assert np.isfinite(jax.grad(lambda b: mc.binary_entropy(b).sum())(beta)).all()
+
+
 def without_future_summary(params):
     """The encoder's weights on s zeroed: then only the embedder could see the future."""
     w = params["encoder"]["hidden"]["w"]

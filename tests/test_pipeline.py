@@ -143,21 +143,38 @@ def test_bad_env_or_preset_fails_before_any_compute(env, preset, tmp_path):
     assert not (tmp_path / "run").exists()
 
 
-def test_kl_by_beta_weights_each_steps_kl_by_its_gate(reproduced):
+def penalised_loss(pretrained, alpha, gate_bias=None, **train):
+    """(loss, measures) of the tiny metacontroller's loss at init, on one batch, with `train`
+    overrides; gate_bias: beta = 1 at t = 0 and sigmoid(gate_bias) after."""
     from irl.discovery import Discoverer, take
 
-    alpha, losses = 0.3, {}
-    for by_beta in (False, True):
-        config = discover_config("tiny")
-        config.train.kl_by_beta = by_beta
-        discoverer = Discoverer(config, reproduced[0] / "pretrain")
-        method = discoverer.method("metacontroller")
-        trainable = method.init(jax.random.key(0))
+    config = discover_config("tiny")
+    config.train.update(train)
+    discoverer = Discoverer(config, pretrained)
+    method = discoverer.method("metacontroller")
+    trainable = method.init(jax.random.key(0))
+    if gate_bias is not None:
         switch = trainable["mc"]["switch"]["out"]
-        switch["w"], switch["b"] = switch["w"] * 0, switch["b"] * 0 - 1e4  # beta = 1 at t = 0 only
-        base, tokens = take(discoverer.base_params, 0), discoverer.tokens(jax.random.key(1))
-        e = discoverer.model.lower(base, tokens.obs, discoverer.layer)
-        losses[by_beta], m = method.loss(trainable, base, e, tokens, jax.random.key(2), alpha)
+        switch["w"], switch["b"] = switch["w"] * 0, switch["b"] * 0 + gate_bias
+    base, tokens = take(discoverer.base_params, 0), discoverer.tokens(jax.random.key(1))
+    e = discoverer.model.lower(base, tokens.obs, discoverer.layer)
+    return method.loss(trainable, base, e, tokens, jax.random.key(2), alpha, alpha * config.train.gate_entropy)
+
+
+def test_kl_by_beta_weights_each_steps_kl_by_its_gate(reproduced):
+    alpha = 0.3
+    plain, _ = penalised_loss(reproduced[0] / "pretrain", alpha, gate_bias=-1e4)  # beta = 1 at t = 0 only
+    by_beta, m = penalised_loss(reproduced[0] / "pretrain", alpha, gate_bias=-1e4, kl_by_beta=True)
     assert 0 < float(m["kl_switched"]) < float(m["kl"])  # only the first step's KL counts
-    np.testing.assert_allclose(losses[False] - m["action_nll"], alpha * m["kl"], rtol=1e-3, atol=1e-7)
-    np.testing.assert_allclose(losses[True] - m["action_nll"], alpha * m["kl_switched"], rtol=1e-3, atol=1e-7)
+    np.testing.assert_allclose(plain - m["action_nll"], alpha * m["kl"], rtol=1e-3, atol=1e-7)
+    np.testing.assert_allclose(by_beta - m["action_nll"], alpha * m["kl_switched"], rtol=1e-3, atol=1e-7)
+
+
+def test_the_gate_entropy_term_prices_a_hedging_gate_at_alpha_times_its_weight(reproduced):
+    alpha, weight = 0.3, 4.0
+    loss, m = penalised_loss(reproduced[0] / "pretrain", alpha, gate_bias=-1.0, gate_entropy=weight)
+    # beta = sigmoid(-1) after t = 0: every later step pays H(0.27) = 0.58 nats
+    assert 0.4 < float(m["gate_entropy"]) < 0.59
+    np.testing.assert_allclose(loss - m["action_nll"], alpha * (m["kl"] + weight * m["gate_entropy"]), rtol=1e-3)
+    _, m = penalised_loss(reproduced[0] / "pretrain", alpha, gate_bias=-1e4, gate_entropy=weight)
+    assert float(m["gate_entropy"]) < 1e-4  # a gate at 0 or 1 pays nothing

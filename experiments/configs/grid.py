@@ -103,9 +103,12 @@ def discover_config(preset: str) -> ml_collections.ConfigDict:
     # the KL weight is 0 for kl_free_steps, then ramps linearly to alpha over kl_warmup_steps
     # (both 0: the paper's constant alpha). kl_by_beta: each step's KL weighted by its beta_t, as
     # in the ELBO of the discrete-switch model, where a held code costs nothing (False: the
-    # paper's unweighted KL, exact under its continuous relaxation)
+    # paper's unweighted KL, exact under its continuous relaxation). gate_entropy (ours): the
+    # loss adds alpha * gate_entropy * the gate's binary entropy per step (nats), ramped in over
+    # kl_warmup_steps after the KL's ramp: a price on a gate that hedges between holding and
+    # switching (0: none, the paper)
     c.train = ml_collections.ConfigDict(dict(steps=64_000, chunk_steps=1000, eval_every=8000, kl_free_steps=0,
-                                             kl_warmup_steps=0, kl_by_beta=False))
+                                             kl_warmup_steps=0, kl_by_beta=False, gate_entropy=0.0))
     c.beta1 = ml_collections.ConfigDict(dict(alpha=-1.0))  # < 0: the metacontroller's best alpha
     c.cotrained = ml_collections.ConfigDict(dict(alphas=c.alphas, steps=64_000))
     c.compile = ml_collections.ConfigDict(dict(alpha=0.1, steps=64_000, max_segments=4, hidden=64, temperature=1.0))
@@ -124,6 +127,11 @@ def discover_config(preset: str) -> ml_collections.ConfigDict:
         c.data.update(batch=32, max_episode_steps=48)  # 95% of expert episodes end within 44 steps
         c.optim.update(lr=3e-3, schedule="cosine", warmup_steps=50, final_lr_fraction=0.1, grad_clip=1.0)
         c.train.update(steps=1200, chunk_steps=100, eval_every=400, kl_free_steps=200, kl_warmup_steps=300)
+        # without a price on a hedging gate it rests at 0.1-0.2 and fires at 0.7-0.85, and the
+        # decoder learns to read that blend (at most 0.57 of values below 0.1 or above 0.9);
+        # priced once the switches are in place, it becomes binary on the same boundaries
+        # (README, Discovery)
+        c.train.gate_entropy = 3.0
         c.cotrained.update(alphas=(0.05, 0.1, 0.3), steps=600)
         c.compile.update(steps=800)
         c.eval.update(episodes=256, progress_episodes=64)

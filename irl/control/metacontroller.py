@@ -158,6 +158,12 @@ def kl_to_prior(mu: jax.Array, log_std: jax.Array) -> jax.Array:
     return 0.5 * jnp.sum(jnp.exp(2 * log_std) + mu**2 - 1.0 - 2 * log_std, axis=-1)
 
 
+def binary_entropy(beta: jax.Array) -> jax.Array:
+    """H(beta) [...] in nats: 0 for a gate at 0 or 1, log 2 at 0.5."""
+    b = jnp.clip(beta, 1e-6, 1 - 1e-6)
+    return -(b * jnp.log(b) + (1 - b) * jnp.log1p(-b))
+
+
 @struct.dataclass
 class Sequence:
     """The metacontroller's trajectory over a batch of sequences, all [B, T, ...]."""
