@@ -162,19 +162,19 @@ def penalised_loss(pretrained, alpha, gate_bias=None, **train):
 
 
 def test_kl_by_beta_weights_each_steps_kl_by_its_gate(reproduced):
-    alpha = 0.3
-    plain, _ = penalised_loss(reproduced[0] / "pretrain", alpha, gate_bias=-1e4)  # beta = 1 at t = 0 only
-    by_beta, m = penalised_loss(reproduced[0] / "pretrain", alpha, gate_bias=-1e4, kl_by_beta=True)
+    alpha, pretrained = 0.3, reproduced[0] / "pretrain"
+    plain, _ = penalised_loss(pretrained, alpha, gate_bias=-1e4, gate_entropy=0.0)  # beta = 1 at t = 0 only
+    by_beta, m = penalised_loss(pretrained, alpha, gate_bias=-1e4, gate_entropy=0.0, kl_by_beta=True)
     assert 0 < float(m["kl_switched"]) < float(m["kl"])  # only the first step's KL counts
     np.testing.assert_allclose(plain - m["action_nll"], alpha * m["kl"], rtol=1e-3, atol=1e-7)
     np.testing.assert_allclose(by_beta - m["action_nll"], alpha * m["kl_switched"], rtol=1e-3, atol=1e-7)
 
 
 def test_the_gate_entropy_term_prices_a_hedging_gate_at_alpha_times_its_weight(reproduced):
-    alpha, weight = 0.3, 4.0
-    loss, m = penalised_loss(reproduced[0] / "pretrain", alpha, gate_bias=-1.0, gate_entropy=weight)
+    alpha, weight, pretrained = 0.3, 4.0, reproduced[0] / "pretrain"
+    loss, m = penalised_loss(pretrained, alpha, gate_bias=-1.0, gate_entropy=weight)
     # beta = sigmoid(-1) after t = 0: every later step pays H(0.27) = 0.58 nats
     assert 0.4 < float(m["gate_entropy"]) < 0.59
     np.testing.assert_allclose(loss - m["action_nll"], alpha * (m["kl"] + weight * m["gate_entropy"]), rtol=1e-3)
-    _, m = penalised_loss(reproduced[0] / "pretrain", alpha, gate_bias=-1e4, gate_entropy=weight)
+    _, m = penalised_loss(pretrained, alpha, gate_bias=-1e4, gate_entropy=weight)
     assert float(m["gate_entropy"]) < 1e-4  # a gate at 0 or 1 pays nothing

@@ -89,12 +89,12 @@ def discover_config(preset: str) -> ml_collections.ConfigDict:
     c = grid.discover_config(preset)
     c.data.max_episode_steps = pretrain_config(preset).data.max_episode_steps
     c.eval.tolerance = 5
+    c.train.gate_entropy = 0.0  # the grid's price on a hedging gate is not measured on the ant
     if preset == "small":
         # the ant's rows are four times the grid's: fewer alphas and steps fit the CPU budget
         c.alphas = (0.05, 0.1, 0.3)
         c.data.batch = 16
         c.train.update(steps=600, eval_every=300, kl_free_steps=100, kl_warmup_steps=200)
-        c.train.gate_entropy = 0.0  # the grid's price on a hedging gate is not measured on the ant
         c.cotrained.update(alphas=(0.05, 0.3), steps=300)
         c.compile.update(steps=400)
         c.eval.update(episodes=64, progress_episodes=32)

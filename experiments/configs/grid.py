@@ -142,6 +142,7 @@ def discover_config(preset: str) -> ml_collections.ConfigDict:
         c.data.update(batch=4, max_episode_steps=40)
         c.optim.update(lr=3e-3)
         c.train.update(steps=4, chunk_steps=2, eval_every=4)
+        c.train.gate_entropy = 3.0  # the small preset's, so the end-to-end test runs its term
         c.cotrained.update(alphas=(0.0, 0.3), steps=2)
         c.compile.update(steps=2, hidden=16)
         c.eval.update(episodes=8, progress_episodes=8, figure_episodes=2)  # one shape: one compile
