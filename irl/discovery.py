@@ -260,7 +260,7 @@ class Discoverer:
             return seg, dict(action_measures(self.action_space, action_logits, tokens), kl=kl,
                              mean_beta=masked_mean(seg.switch, tokens.mask))
 
-        def loss(trainable, base, e, tokens, key, kl_weight, gate_weight=0.0):  # its gate is Gumbel-softmax
+        def loss(trainable, base, e, tokens, key, kl_weight, gate_weight=0.0):  # no beta gate to price
             _, m = run(trainable, base, e, tokens, key, sample=True, hard=False)
             return m["action_nll"] + kl_weight * m["kl"], m
 
