@@ -134,8 +134,7 @@ def gate_entropy_ramp(train: ml_collections.ConfigDict, step: jax.Array) -> jax.
     is complete. Measured on the small grid model: priced from the start, while the KL-free
     steps leave the gate open, the term pushes the gate to 1 at every step; the switches must
     be in place before it sharpens them."""
-    free, warmup = train.kl_free_steps, train.kl_warmup_steps
-    return jnp.clip((step + 1 - free - warmup) / max(warmup, 1), 0.0, 1.0)
+    return kl_ramp(train, step - train.kl_warmup_steps)
 
 
 def masked_mean(x: jax.Array, mask: jax.Array) -> jax.Array:
