@@ -137,3 +137,20 @@ def test_same_seed_same_numbers_and_seeds_differ():
     b = chunk(trainer.init_state())[1]["loss"]
     np.testing.assert_array_equal(a, b)
     assert not np.allclose(a[:, 0], a[:, 1])  # two seeds: different models and data
+
+
+def test_the_shipped_small_model_is_the_small_presets_trained_to_the_end():
+    """`make reproduce` reuses checkpoints/grid-small-10k-pretrain copied in as its pretraining
+    stage (README): that is only the preset's result if the configs agree and training ran out."""
+    import json
+    from pathlib import Path
+
+    from irl.pretraining import load_pretrained
+
+    shipped = Path(__file__).resolve().parents[1] / "checkpoints" / "grid-small-10k-pretrain"
+    config = pretrain_config("small")
+    assert json.loads((shipped / "config.json").read_text()) == config.to_dict()
+    results = json.loads((shipped / "results.json").read_text())
+    assert results["steps"] == config.train.steps
+    _, params = load_pretrained(shipped)
+    assert all(np.isfinite(x).all() for x in jax.tree.leaves(params))
