@@ -162,6 +162,7 @@ class Pretrainer:
         self.dataset, self.held_out = self._ant_datasets() if c.env == "ant_pinpad" else (None, None)
         n_episodes = data.batch * (data.episodes_per_row if self.packed else 1)
         self.expert = self.expert_data(n_episodes, data.max_episode_steps)
+        self.training_tokens = self.token_batches(n_episodes, data.max_episode_steps)
 
     def _ant_datasets(self):
         from irl.experts.ant_expert import AntExpert
@@ -189,15 +190,26 @@ class Pretrainer:
             return lambda key, dataset=self.dataset: ant_data.draw(dataset, key, batch_size, steps)
         return make_expert_data(self.env, self.env_params, batch_size, data.eps, max_steps, data.get("labels", "taken"))
 
+    def token_batches(self, n_episodes: int, max_steps: int | None = None):
+        """key -> `n_episodes` expert episodes (`expert_data`) laid out in rows as this model
+        was trained on them: packed `episodes_per_row` to a row of `pack_length` tokens where
+        pretraining packs (a later stage then pays for real steps, not padding), else one
+        episode per row padded to `max_steps`."""
+        episodes = self.expert_data(n_episodes, max_steps)
+        if not self.packed:
+            return lambda key: episode_tokens(episodes(key))
+        per_row = self.config.data.episodes_per_row
+        if n_episodes % per_row:
+            raise ValueError(f"{n_episodes} episodes do not pack {per_row} to a row (data.episodes_per_row of the "
+                             f"pretrained model): use a multiple of {per_row}")
+        return lambda key: pack_episodes(episodes(key), n_episodes // per_row, self.config.data.pack_length)
+
     def tokens(self, key: jax.Array, dataset=None) -> TokenBatch:
         """A fresh training batch [batch, row_length] for one seed (dataset: the ant's set,
         passed in rather than closed over, so that it is an argument of the jitted chunk)."""
         if dataset is not None:
             return episode_tokens(ant_data.draw(dataset, key, self.config.data.batch, self.config.data.max_episode_steps))
-        episodes = self.expert(key)
-        if self.packed:
-            return pack_episodes(episodes, self.config.data.batch, self.config.data.pack_length)
-        return episode_tokens(episodes)
+        return self.training_tokens(key)
 
     def init_state(self) -> dict:
         seeds = self.config.seeds

@@ -66,3 +66,26 @@ def test_subgoal_completion_counts_the_failed_attempt():
     progress = np.array([12, 5, 0])
     success = np.array([True, False, False])
     assert subgoal_completion(progress, success, 6) == (6 + 2 + 0) / (6 + 3 + 1)
+
+
+def test_controller_loss_on_packed_rows_equals_the_loss_on_one_episode_per_row():
+    """Controllers train on episodes packed as in pretraining; where no episode is cut, the
+    loss over the packed rows is the loss over the same episodes one per row."""
+    from helpers import ENV, PRETRAIN
+
+    from irl.analysis.supervised_control import controlled_action_nll
+    from irl.data import episode_tokens, make_expert_data, pack_episodes
+
+    model = make_base_model("transformer", n_layers=2, width=32, n_heads=2, head_dim=16, mlp_width=48, n_buckets=8,
+                            max_distance=32, encoder="agent_relative")
+    base = model.init(jax.random.key(0))
+    cfg = linear.ControllerConfig(width=32, code_dim=4, rank=4, init_scale=1.0)
+    ctrl = linear.init(jax.random.key(1), cfg)
+    episodes = make_expert_data(ENV, PRETRAIN, 6, max_steps=40)(jax.random.key(2))
+    assert int(episodes.length.max()) <= 40  # three to a 120-token row: nothing is cut
+    one_per_row = controlled_action_nll(model, base, ctrl, cfg, 1, episode_tokens(episodes))
+    packed = controlled_action_nll(model, base, ctrl, cfg, 1, pack_episodes(episodes, 2, 120))
+    np.testing.assert_allclose(packed, one_per_row, rtol=1e-5)
+    # without the episode boundaries the packed rows would read across episodes
+    crossed = controlled_action_nll(model, base, ctrl, cfg, 1, pack_episodes(episodes, 2, 120).replace(segments=None))
+    assert not np.allclose(crossed[0], one_per_row[0], rtol=1e-5)

@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import optax
 
 from irl.control import linear
-from irl.data import ExpertBatch
+from irl.data import TokenBatch
 from irl.models.base import BaseModel
 from irl.rollout import Episodes, run_base_model
 from irl.spaces import CategoricalActions
@@ -24,19 +24,20 @@ N_SUBGOALS = 4
 
 
 def controlled_action_nll(model: BaseModel, base_params, ctrl_params, cfg: linear.ControllerConfig, layer: int,
-                          batch: ExpertBatch, action_space=CategoricalActions()) -> tuple[jax.Array, jax.Array]:
+                          batch: TokenBatch, action_space=CategoricalActions()) -> tuple[jax.Array, jax.Array]:
     """Mean action NLL and agreement (action_space.metric: the grid's accuracy, the ant's
-    squared error) of the base model steered by the true subgoal's controller."""
-    e = jax.lax.stop_gradient(model.lower(base_params, batch.obs[:, :-1], layer))
+    squared error) of the base model steered by the true subgoal's controller, over the real
+    steps of the rows (one episode each, or several packed)."""
+    e = jax.lax.stop_gradient(model.lower(base_params, batch.obs, layer, batch.segments))
     a, b = linear.factors(ctrl_params, jax.nn.one_hot(batch.subgoal, cfg.code_dim), cfg)
-    out, _ = model.upper(base_params, linear.apply(e, a, b), layer)
+    out, _ = model.upper(base_params, linear.apply(e, a, b), layer, batch.segments)
     weight = batch.mask.astype(jnp.float32)
     n = jnp.maximum(weight.sum(), 1.0)
     mean = lambda x: (x * weight).sum() / n
     return mean(action_space.nll(out, batch.actions)), mean(action_space.agreement(out, batch.actions))
 
 
-def train_controllers(model: BaseModel, base_params, episodes: Callable[[jax.Array], ExpertBatch], key: jax.Array,
+def train_controllers(model: BaseModel, base_params, tokens: Callable[[jax.Array], TokenBatch], key: jax.Array,
                       layer: int, steps: int, cfg: linear.ControllerConfig, lr: float = 1e-3,
                       weight_decay: float = 0.03, action_space=CategoricalActions()) -> tuple[dict, dict]:
     """Returns (controller params, {"nll", "agreement"} per step)."""
@@ -46,7 +47,7 @@ def train_controllers(model: BaseModel, base_params, episodes: Callable[[jax.Arr
 
     def step(carry, step_key):
         params, opt_state = carry
-        loss_fn = lambda p: controlled_action_nll(model, base_params, p, cfg, layer, episodes(step_key), action_space)
+        loss_fn = lambda p: controlled_action_nll(model, base_params, p, cfg, layer, tokens(step_key), action_space)
         (nll, agreement), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
         updates, opt_state = optimizer.update(grads, opt_state, params)
         return (optax.apply_updates(params, updates), opt_state), {"nll": nll, "agreement": agreement}

@@ -48,8 +48,8 @@ def control(config, pretrained: str | Path, workdir: str | Path) -> dict:
     if any(not 0 <= layer <= model.n_layers for layer in layers):
         raise ValueError(f"control.layers must lie in 0..{model.n_layers}, got {layers}")
     ctrl_cfg = ControllerConfig(width=model.width, code_dim=N_SUBGOALS, rank=cfg.rank, hidden=cfg.hidden)
-    # training rows only as long as pretraining's (the rest of a 100-step row is padding)
-    episodes = trainer.expert_data(cfg.batch, trainer.config.data.max_episode_steps)
+    # training rows as in pretraining: episodes no longer than its, packed where it packs
+    tokens = trainer.token_batches(cfg.batch, trainer.config.data.max_episode_steps)
     _, post_params = envs.make(trainer.config.env, tasks="post")
     n_post_subgoals = int(post_params.task_lens[0]) // env.colors_per_subgoal
     seeds = jax.tree.leaves(params)[0].shape[0]
@@ -61,7 +61,7 @@ def control(config, pretrained: str | Path, workdir: str | Path) -> dict:
         @jax.jit
         def one_seed(base_params, key, layer=layer):
             train_key, eval_key = jax.random.split(key)
-            ctrl, history = train_controllers(model, base_params, episodes, train_key, layer, cfg.steps, ctrl_cfg,
+            ctrl, history = train_controllers(model, base_params, tokens, train_key, layer, cfg.steps, ctrl_cfg,
                                               cfg.lr, cfg.weight_decay, action_space)
             result = run_controlled(model, base_params, ctrl, ctrl_cfg, layer, env, post_params, eval_key,
                                     cfg.eval_episodes, action_space=action_space, last_states=grid)
