@@ -100,6 +100,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
     need(config.eval.episodes >= 1 and config.eval.progress_episodes >= 1 and config.eval.figure_episodes >= 1,
          "eval.episodes, eval.progress_episodes and eval.figure_episodes must be >= 1")
     need(config.eval.tolerance >= 0, f"eval.tolerance must be >= 0, got {config.eval.tolerance}")
+    need(config.eval.prior_episodes >= 0, f"eval.prior_episodes must be >= 0, got {config.eval.prior_episodes}")
     try:  # the modules' own checks, at a stand-in width
         metacontroller_config(config, width=max(config.metacontroller.rank or 1, 1))
         compile_config(config, width=max(config.metacontroller.rank or 1, 1), obs_size=1)

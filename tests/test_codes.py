@@ -31,3 +31,14 @@ def test_readout_is_scored_on_rows_it_was_not_fitted_on():
     x = np.array([[0.0], [0.0], [1.0], [1.0]])
     labels = np.array([0, 1, 1, 0])  # fitted rows 0 and 2 say 0 -> 0.0, 1 -> 1.0; scored rows disagree
     assert nearest_centroid_accuracy(x, labels) == {"accuracy": 0.0, "chance": 0.5}
+
+
+def test_the_subgoal_chain_counts_episodes_that_got_at_least_k_subgoals_and_the_chance_of_each_next():
+    from irl.analysis.codes import subgoal_chain
+
+    # task colours visited, two per subgoal: 0, 1 (none done), 2, 3 (one), 4 (two), 6 (three: all)
+    chain = subgoal_chain(np.array([0, 1, 2, 3, 4, 6, 6, 6]), n_subgoals=3, colors_per_subgoal=2)
+    np.testing.assert_allclose(chain["reached"], [6 / 8, 4 / 8, 3 / 8])
+    np.testing.assert_allclose(chain["given_previous"], [6 / 8, 4 / 6, 3 / 4])
+    # no episode past the first subgoal: the chance of the later ones is unknown, not zero
+    assert subgoal_chain(np.array([2, 0]), 3, 2)["given_previous"] == [0.5, 0.0, None]

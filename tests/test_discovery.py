@@ -36,6 +36,7 @@ def test_the_paper_preset_is_the_spec():
     (lambda c: c.compile.update(max_segments=1), "max_segments"),
     (lambda c: c.optim.update(schedule="linear"), "schedule"),
     (lambda c: c.train.update(gate_entropy=-1.0), "gate_entropy"),
+    (lambda c: c.eval.update(prior_episodes=-1), "prior_episodes"),
 ])
 def test_bad_configs_fail_before_any_compute(change, message, tmp_path):
     config = discover_config("tiny")

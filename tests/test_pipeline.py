@@ -99,6 +99,11 @@ def test_discovery(reproduced):
     for method in ("beta1", "cotrained", "compile"):
         assert 0.0 <= saved[method]["switch_f1"] <= 1.0
     assert saved["beta1"]["beta_binary_fraction"] == 1.0  # beta is 1 at every step
+    for tasks, n_subgoals in (("pretrain", 3), ("post", 6)):  # the metacontroller alone on prior codes
+        prior = saved["prior_codes"][tasks]
+        assert prior["episodes"] == config.eval.prior_episodes and prior["decisions_per_episode"] >= 1
+        reached = prior["subgoals"]["reached"]
+        assert len(reached) == n_subgoals and prior["success"] == reached[-1]
     assert len(saved["cotrained"]["by_alpha"]) == len(config.cotrained.alphas)
     assert (workdir / "rate_distortion.png").stat().st_size > 0
     seeds = pretrain_config("tiny").seeds

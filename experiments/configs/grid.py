@@ -118,8 +118,11 @@ def discover_config(preset: str) -> ml_collections.ConfigDict:
     c.beta1 = ml_collections.ConfigDict(dict(alpha=-1.0))  # < 0: the metacontroller's best alpha
     c.cotrained = ml_collections.ConfigDict(dict(alphas=c.alphas, steps=64_000))
     c.compile = ml_collections.ConfigDict(dict(alpha=0.1, steps=64_000, max_segments=4, hidden=64, temperature=1.0))
-    # figure_episodes: episodes drawn in beta_traces.png; tolerance: steps a switch may miss a boundary by
-    c.eval = ml_collections.ConfigDict(dict(episodes=1024, progress_episodes=256, figure_episodes=4, tolerance=1))
+    # figure_episodes: episodes drawn in beta_traces.png; tolerance: steps a switch may miss a boundary by;
+    # prior_episodes: episodes of the metacontroller acting alone with codes from its prior, on the
+    # pretraining tasks and on the post-training task (0: none), to see which transitions they reach
+    c.eval = ml_collections.ConfigDict(dict(episodes=1024, progress_episodes=256, figure_episodes=4, tolerance=1,
+                                            prior_episodes=4096))
 
     if preset == "small":
         # measured on the small base model (4 layers, width 128): with the paper's constant
@@ -140,7 +143,7 @@ def discover_config(preset: str) -> ml_collections.ConfigDict:
         c.train.gate_entropy = 3.0
         c.cotrained.update(alphas=(0.05, 0.1, 0.3), steps=600)
         c.compile.update(steps=800)
-        c.eval.update(episodes=256, progress_episodes=64)
+        c.eval.update(episodes=256, progress_episodes=64, prior_episodes=2048)
     elif preset == "tiny":
         c.metacontroller.update(latent_dim=4, gru_size=8, embed_size=8, encoder_hidden=16, switch_hidden=16,
                                 decoder_hidden=8, rank=4)
@@ -151,7 +154,7 @@ def discover_config(preset: str) -> ml_collections.ConfigDict:
         c.train.gate_entropy = 3.0  # the small preset's, so the end-to-end test runs its term
         c.cotrained.update(alphas=(0.0, 0.3), steps=2)
         c.compile.update(steps=2, hidden=16)
-        c.eval.update(episodes=8, progress_episodes=8, figure_episodes=2)  # one shape: one compile
+        c.eval.update(episodes=8, progress_episodes=8, figure_episodes=2, prior_episodes=8)  # one shape: one compile
     return c
 
 

@@ -50,3 +50,16 @@ def code_readout(z: np.ndarray, mask: np.ndarray, subgoal: np.ndarray, actions: 
     if discrete:
         out["first_action"] = nearest_centroid_accuracy(codes, first_action)
     return out
+
+
+def subgoal_chain(progress: np.ndarray, n_subgoals: int, colors_per_subgoal: int) -> dict:
+    """How far episodes get, subgoal by subgoal, from the task colours each visited [N]:
+    "reached" [k-1] = share of episodes that completed at least k subgoals, and
+    "given_previous" [k-1] = reached[k-1] / reached[k-2] (k = 1: reached[0]; None where no
+    episode got that far), the chance of the k-th subgoal once k-1 are done."""
+    done = np.asarray(progress) // colors_per_subgoal
+    reached = [float((done >= k).mean()) for k in range(1, n_subgoals + 1)]
+    before = [1.0] + reached[:-1]
+    given = [r / b if b > 0 else None for r, b in zip(reached, before)]
+    return {"reached": reached, "given_previous": given}
+

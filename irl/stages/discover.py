@@ -16,11 +16,13 @@ import time
 from pathlib import Path
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from absl import logging
 
+import irl.envs as envs
 from irl import training
-from irl.analysis.codes import code_readout
+from irl.analysis.codes import code_readout, subgoal_chain
 from irl.analysis.segmentation import segmentation_scores, true_boundaries
 from irl.data import ExpertBatch, episode_tokens
 from irl.discovery import METHODS, Discoverer, Method, export, take
@@ -69,6 +71,30 @@ def measure(discoverer: Discoverer, method: Method, analyse, params: dict, episo
             row["code_readout"] = {label: mean([r[label] for r in readouts]) for label in readouts[0]}
         by_alpha.append(row)
     return by_alpha, gates
+
+
+def prior_code_chain(discovered, env_name: str, tasks: str, key: jax.Array, n_episodes: int) -> dict:
+    """The exported metacontroller acting alone on `tasks` with a fresh code drawn from its
+    prior N(0, I) at every switch (what internal RL's policy starts from), in the internal-RL
+    environment, first pretrained model: success, decisions per episode and how far episodes
+    get subgoal by subgoal (irl/analysis/codes.py). Where the chain breaks tells which
+    transitions the prior's codes reach."""
+    from irl.rl.internal_env import InternalEnv
+    from irl.spaces import for_env
+
+    world, params = envs.make(env_name, tasks=tasks)
+    env = InternalEnv.from_discovered(discovered, world, params, action_space=for_env(env_name)[0])
+    frozen = jax.tree.map(lambda x: x[0], InternalEnv.frozen_params(discovered))
+    latent = discovered.mc_cfg.latent_dim
+
+    def prior(state, e, keys):
+        return state, jax.vmap(lambda k: jax.random.normal(k, (latent,)))(keys), jnp.zeros(keys.shape[0])
+
+    trajectory = jax.device_get(jax.jit(lambda k: env.rollout(frozen, k, n_episodes, prior, ())[0])(key))
+    n_subgoals = int(np.max(np.asarray(params.task_lens))) // world.colors_per_subgoal
+    return {"episodes": n_episodes, "success": float(np.mean(trajectory.success)),
+            "decisions_per_episode": float(np.mean(trajectory.decision.sum(1))),
+            "subgoals": subgoal_chain(trajectory.progress, n_subgoals, world.colors_per_subgoal)}
 
 
 def best_index(by_alpha: list[dict]) -> int:
@@ -154,6 +180,14 @@ def discover(config, pretrained: str | Path, workdir: str | Path, progress: bool
             base = discoverer.base_params if method.frozen_base else take(state["params"]["base"], slice(None), chosen)
             export(workdir, name, discoverer.model, discoverer.layer, method.mc_cfg, base,
                    take(state["params"]["mc"], slice(None), chosen), method.alphas[chosen])
+        if name == "metacontroller" and config.eval.prior_episodes > 0:
+            from irl.discovery import load_discovered
+
+            discovered = load_discovered(workdir, name)
+            result["prior_codes"] = {
+                tasks: prior_code_chain(discovered, discoverer.pretrainer.config.env, tasks,
+                                        jax.random.fold_in(discoverer.eval_key, 100 + i), config.eval.prior_episodes)
+                for i, tasks in enumerate(("pretrain", "post"))}
         seconds[name] = time.perf_counter() - method_start
         train_seconds[name] = float(state["elapsed"])
         logging.warning("%s: alpha %g, switch F1 %.3f, binary %.3f, switches/ep %.2f (subgoals/ep %.2f)", name,
@@ -165,7 +199,8 @@ def discover(config, pretrained: str | Path, workdir: str | Path, progress: bool
         summary.update({"best_alpha": best_alpha, "by_alpha": mc_result["by_alpha"],
                         **{k: mc_result[k] for k in ("switch_f1", "beta_binary_fraction", "switches_per_episode",
                                                      "subgoals_per_episode", "precision", "recall", "kl",
-                                                     "action_nll", "hard_switch_action_nll", "code_readout")}})
+                                                     "action_nll", "hard_switch_action_nll", "code_readout",
+                                                     "prior_codes") if k in mc_result}})
     summary["method_seconds"] = seconds
     summary["train_seconds"] = train_seconds
     summary["wall_seconds"] = time.perf_counter() - start
