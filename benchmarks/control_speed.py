@@ -26,7 +26,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import jax  # noqa: E402
-import numpy as np  # noqa: E402
 
 from experiments.configs.grid import analysis_config, pretrain_config  # noqa: E402
 from irl.analysis.supervised_control import N_SUBGOALS, train_controllers  # noqa: E402
@@ -50,9 +49,10 @@ def main() -> None:
     control = analysis_config("small").control
     cfg = ControllerConfig(width=model.width, code_dim=N_SUBGOALS, rank=control.rank, hidden=control.hidden)
     layer = model.n_layers // 2
-    one_per_row = trainer.expert_data(64, max_steps)
+    unpacked = 64
+    one_per_row = trainer.expert_data(unpacked, max_steps)
     layouts = {
-        f"64 episodes, one per row ({64} x {max_steps})": lambda key: episode_tokens(one_per_row(key)),
+        f"{unpacked} episodes, one per row ({unpacked} x {max_steps})": lambda key: episode_tokens(one_per_row(key)),
         f"{control.batch} episodes packed ({control.batch // trainer.config.data.episodes_per_row} x "
         f"{trainer.config.data.pack_length})": trainer.token_batches(control.batch, max_steps),
     }
@@ -80,7 +80,7 @@ def main() -> None:
                  f"(median of {args.repeats}, calls in turn, {args.steps} steps each)")
     (RESULTS / "control_speed.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
-    print(json.dumps({k: v for k, v in result.items() if k != "layouts"}, default=np.asarray))
+    print(json.dumps({k: v for k, v in result.items() if k != "layouts"}))
 
 
 if __name__ == "__main__":

@@ -6,7 +6,9 @@ Each method trains in `<workdir>/<method>/` (checkpoints, metrics.jsonl, TensorB
 resumes). Measures come from held-out expert episodes of the full time limit, with z~ = mu
 (the headline) and with sampled codes (`"sampled"`). The best alpha is the one whose gate
 best matches the true subgoal boundaries (switch F1, then binary fraction, then action NLL):
-the labels select among alphas, they never train anything.
+the labels select among alphas, they never train anything. For the chosen metacontroller,
+`"prior_codes"` runs it alone with codes drawn from its prior (where internal RL starts) on
+the pretraining tasks and on the post-training task, subgoal by subgoal.
 """
 
 from __future__ import annotations
