@@ -161,7 +161,6 @@ class Pretrainer:
         # the ant's episode sets (training, held out), made once; None on the grid
         self.dataset, self.held_out = self._ant_datasets() if c.env == "ant_pinpad" else (None, None)
         n_episodes = data.batch * (data.episodes_per_row if self.packed else 1)
-        self.expert = self.expert_data(n_episodes, data.max_episode_steps)
         self.training_tokens = self.token_batches(n_episodes, data.max_episode_steps)
 
     def _ant_datasets(self):

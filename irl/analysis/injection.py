@@ -29,7 +29,7 @@ from flax import struct
 
 from irl.control.metacontroller import SWITCH_THRESHOLD
 from irl.envs.ant_pinpad import N_COLORS
-from irl.rl.common import episode_keys, fold_in_time, over_batch
+from irl.rl.common import episode_keys, fold_in_time, standard_normal
 from irl.rl.internal_env import InternalEnv
 
 
@@ -81,7 +81,7 @@ def run(env: InternalEnv, frozen: dict, key: jax.Array, n_episodes: int,
     def advance(carry, t):
         state, due, held, seen = carry
         alive = ~state.done
-        prior = over_batch(lambda k: jax.random.normal(k, (latent,)), 1)(fold_in_time(policy_keys, t))
+        prior = standard_normal(fold_in_time(policy_keys, t), latent)
         z = jnp.where((due & ~held)[:, None], prior, state.z)
         force = inject.fires(t, seen) & ~held & alive
         z = jnp.where(force[:, None], inject.code[None], z)

@@ -18,6 +18,11 @@ def over_batch(fn: Callable, batch_ndim: int) -> Callable:
     return fn
 
 
+def standard_normal(keys: jax.Array, size: int) -> jax.Array:
+    """[*keys.shape, size]: an N(0, I) draw per key (the prior of the latent codes)."""
+    return over_batch(lambda k: jax.random.normal(k, (size,)), keys.ndim)(keys)
+
+
 def where_tree(mask: jax.Array, new, old):
     """Per-element choice between two pytrees whose leaves lead with mask's shape [*B]."""
     def pick(a, b):

@@ -24,7 +24,7 @@ import jax
 import jax.numpy as jnp
 
 from irl.models import hawk
-from irl.rl.common import over_batch
+from irl.rl.common import standard_normal
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,7 +86,7 @@ def step(params: dict, cfg: PolicyConfig, state, e: jax.Array, keys: jax.Array):
     -> (state, z [*B, Z], log p(z) [*B])."""
     y, state = hawk.block_step(params["block"], _project(params, e), state, cfg.block)
     mu, log_std = _gaussian(params, y)
-    noise = over_batch(lambda k: jax.random.normal(k, (cfg.latent_dim,)), keys.ndim)(keys)
+    noise = standard_normal(keys, cfg.latent_dim)
     z = mu + jnp.exp(log_std) * noise
     return state, z, log_prob(z, mu, log_std)
 

@@ -81,6 +81,7 @@ def prior_code_chain(discovered, env_name: str, tasks: str, key: jax.Array, n_ep
     environment, first pretrained model: success, decisions per episode and how far episodes
     get subgoal by subgoal (irl/analysis/codes.py). Where the chain breaks tells which
     transitions the prior's codes reach."""
+    from irl.rl.common import standard_normal
     from irl.rl.internal_env import InternalEnv
     from irl.spaces import for_env
 
@@ -90,7 +91,7 @@ def prior_code_chain(discovered, env_name: str, tasks: str, key: jax.Array, n_ep
     latent = discovered.mc_cfg.latent_dim
 
     def prior(state, e, keys):
-        return state, jax.vmap(lambda k: jax.random.normal(k, (latent,)))(keys), jnp.zeros(keys.shape[0])
+        return state, standard_normal(keys, latent), jnp.zeros(keys.shape)
 
     trajectory = jax.device_get(jax.jit(lambda k: env.rollout(frozen, k, n_episodes, prior, ())[0])(key))
     n_subgoals = int(np.max(np.asarray(params.task_lens))) // world.colors_per_subgoal
