@@ -13,7 +13,7 @@ import jax.numpy as jnp
 from flax import struct
 
 from irl.envs.grid_pinpad import GridPinpad, GridPinpadParams, current_subgoal
-from irl.experts.grid_expert import grid_expert_actions
+from irl.experts.grid_expert import grid_expert_actions, grid_expert_policy
 
 
 @struct.dataclass
@@ -27,25 +27,31 @@ class ExpertBatch:
     task_id: jax.Array  # int32 [B]
     success: jax.Array  # bool [B]
     length: jax.Array  # int32 [B]: steps taken
+    # float32 [B, T, 4]: the expert's action distribution at t, which `actions` was drawn from
+    # (0 on padding); None where the expert has no such form (the ant's data)
+    policy: jax.Array | None = None
 
 
-def expert_episode(env: GridPinpad, params: GridPinpadParams, key: jax.Array, eps, max_steps: int) -> ExpertBatch:
-    """One episode of the grid expert, padded to max_steps (unbatched ExpertBatch)."""
+def expert_episode(env: GridPinpad, params: GridPinpadParams, key: jax.Array, eps, max_steps: int,
+                   labels: str = "taken") -> ExpertBatch:
+    """One episode of the grid expert, padded to max_steps (unbatched ExpertBatch); `policy` is
+    the distribution of the actions `labels` names (make_expert_data)."""
     reset_key, run_key = jax.random.split(key)
     obs, state = env.reset(reset_key, params)
 
     def step(carry, key):
         obs, state, done = carry
         action, optimal = grid_expert_actions(key, state, eps)
+        policy = grid_expert_policy(state, eps if labels == "taken" else 0.0)
         label, progress = current_subgoal(state), state.progress
         next_obs, next_state, _, next_done, info = env.step(key, state, action, params)
         keep = lambda new, old: jnp.where(done, old, new)
         carry = (keep(next_obs, obs), jax.tree.map(keep, next_state, state), done | next_done)
-        out = (next_obs, jnp.where(done, 0, action), jnp.where(done, 0, optimal), ~done, label, progress,
-               info["success"] & ~done)
+        out = (next_obs, jnp.where(done, 0, action), jnp.where(done, 0, optimal), jnp.where(done, 0.0, policy), ~done,
+               label, progress, info["success"] & ~done)
         return carry, out
 
-    (_, _, _), (next_obs, actions, optimal_actions, mask, subgoal, progress, success) = jax.lax.scan(
+    (_, _, _), (next_obs, actions, optimal_actions, policy, mask, subgoal, progress, success) = jax.lax.scan(
         step, (obs, state, jnp.array(False)), jax.random.split(run_key, max_steps)
     )
     # frozen steps repeat the last real observation
@@ -62,6 +68,7 @@ def expert_episode(env: GridPinpad, params: GridPinpadParams, key: jax.Array, ep
         task_id=state.task_id,
         success=jnp.any(success),
         length=length.astype(jnp.int32),
+        policy=policy,
     )
 
 
@@ -92,7 +99,7 @@ def make_expert_data(
     @jax.jit
     def generate(key: jax.Array) -> ExpertBatch:
         keys = jax.random.split(key, batch_size)
-        batch = jax.vmap(lambda k: expert_episode(env, params, k, eps, max_steps))(keys)
+        batch = jax.vmap(lambda k: expert_episode(env, params, k, eps, max_steps, labels))(keys)
         return batch.replace(actions=batch.optimal_actions) if labels == "optimal" else batch
 
     return generate
@@ -112,6 +119,7 @@ class TokenBatch:
     mask: jax.Array  # bool [B, L]: a real step (targets count)
     segments: jax.Array | None  # int32 [B, L]: episode index within the row; None: one episode per row
     subgoal: jax.Array  # int32 [B, L]
+    policy: jax.Array | None = None  # float32 [B, L, 4]: the expert's distribution of a_t (ExpertBatch.policy)
 
 
 def episode_tokens(batch: ExpertBatch) -> TokenBatch:
@@ -123,6 +131,7 @@ def episode_tokens(batch: ExpertBatch) -> TokenBatch:
         mask=batch.mask,
         segments=None,  # one episode: no per-token mask of other episodes' tokens to build
         subgoal=batch.subgoal,
+        policy=getattr(batch, "policy", None),  # the ant's episodes have none
     )
 
 
@@ -150,6 +159,7 @@ def pack_episodes(batch: ExpertBatch, rows: int, length: int) -> TokenBatch:
             mask=valid & ep.mask[k, t],
             segments=episode.astype(jnp.int32),
             subgoal=ep.subgoal[k, t],
+            policy=None if getattr(ep, "policy", None) is None else jnp.where(valid[:, None], ep.policy[k, t], 0.0),
         )
 
     return jax.vmap(row)(grouped)

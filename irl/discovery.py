@@ -57,6 +57,11 @@ METHODS = ("metacontroller", "beta1", "cotrained", "compile")
 EXPORTED = ("metacontroller", "beta1", "cotrained")  # the ones internal RL consumes
 
 
+# what the metacontroller's action NLL scores: "taken", the expert's drawn action (the paper);
+# "expert_policy" (ours, grid), the expert's whole action distribution
+ACTION_TARGETS = ("taken", "expert_policy")
+
+
 def validate(config: ml_collections.ConfigDict) -> None:
     """Clear errors for bad discovery configs, before anything is loaded or compiled."""
     def need(ok, message):
@@ -87,6 +92,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
     need(train.kl_warmup_steps >= 0 and train.kl_free_steps >= 0,
          f"train.kl_free_steps and train.kl_warmup_steps must be >= 0, got {train.kl_free_steps}, {train.kl_warmup_steps}")
     need(train.gate_entropy >= 0, f"train.gate_entropy must be >= 0, got {train.gate_entropy}")
+    need(train.action_targets in ACTION_TARGETS,
+         f"train.action_targets must be one of {ACTION_TARGETS}, got {train.action_targets!r}")
     need(train.eval_every >= 0 and train.eval_every % train.chunk_steps == 0,
          f"train.eval_every must be a multiple of train.chunk_steps (0: never), got {train.eval_every}")
     need(optim.lr > 0 and optim.weight_decay >= 0, "optim.lr must be > 0 and optim.weight_decay >= 0")
@@ -101,6 +108,9 @@ def validate(config: ml_collections.ConfigDict) -> None:
          "eval.episodes, eval.progress_episodes and eval.figure_episodes must be >= 1")
     need(config.eval.tolerance >= 0, f"eval.tolerance must be >= 0, got {config.eval.tolerance}")
     need(config.eval.prior_episodes >= 0, f"eval.prior_episodes must be >= 0, got {config.eval.prior_episodes}")
+    oracle = config.eval.code_oracle
+    need(oracle.steps >= 0 and (oracle.steps == 0 or min(oracle.batch, oracle.episodes) >= 1),
+         f"eval.code_oracle needs steps >= 0 and, when steps > 0, batch and episodes >= 1, got {oracle}")
     try:  # the modules' own checks, at a stand-in width
         metacontroller_config(config, width=max(config.metacontroller.rank or 1, 1))
         compile_config(config, width=max(config.metacontroller.rank or 1, 1), obs_size=1)
@@ -143,10 +153,14 @@ def masked_mean(x: jax.Array, mask: jax.Array) -> jax.Array:
     return (x * weight).sum() / jnp.maximum(weight.sum(), 1.0)
 
 
-def action_measures(action_space, action_out: jax.Array, tokens: TokenBatch) -> dict:
+def action_measures(action_space, action_out: jax.Array, tokens: TokenBatch, targets: str = "taken") -> dict:
     """Mean action NLL and agreement (action_space.metric: accuracy on the grid, squared error
-    on the ant; irl/spaces.py) over the real steps."""
-    return {"action_nll": masked_mean(action_space.nll(action_out, tokens.actions), tokens.mask),
+    on the ant; irl/spaces.py) over the real steps. targets "expert_policy": the NLL is the
+    cross-entropy to the expert's action distribution (tokens.policy) instead of the NLL of
+    the action it drew."""
+    nll = (action_space.policy_nll(action_out, tokens.policy) if targets == "expert_policy"
+           else action_space.nll(action_out, tokens.actions))
+    return {"action_nll": masked_mean(nll, tokens.mask),
             "agreement": masked_mean(action_space.agreement(action_out, tokens.actions), tokens.mask)}
 
 
@@ -181,6 +195,9 @@ class Discoverer:
                                     "run the pretraining stage first")
         c = self.config
         env_name = json.loads(config_file.read_text())["env"]  # before the model is loaded
+        if c.train.action_targets == "expert_policy" and env_name != "grid_pinpad":
+            raise ValueError(f"bad discovery config: train.action_targets='expert_policy' needs the grid's expert "
+                             f"(its data records the expert's action distribution), not {env_name}")
         if c.data.max_episode_steps > MAX_EPISODE_STEPS[env_name]:
             raise ValueError(f"bad discovery config: data.max_episode_steps must be <= {MAX_EPISODE_STEPS[env_name]} "
                              f"on {env_name}, got {c.data.max_episode_steps}")
@@ -226,10 +243,11 @@ class Discoverer:
             base = trainable.get("base", base)
             if e is None:
                 e = model.lower(base, tokens.obs, layer)
+            observed = model.lower(base, tokens.obs, 0) if cfg.embeds_observations else None
             seq = mc.sequence(trainable["mc"], cfg, e, tokens.mask, key, sample=sample, switch_noise=switch_noise,
-                              hard_switch=hard_switch)
+                              hard_switch=hard_switch, observed=observed)
             action_logits, obs_logits = model.upper(base, seq.controlled, layer)
-            measures = dict(action_measures(self.action_space, action_logits, tokens),
+            measures = dict(action_measures(self.action_space, action_logits, tokens, self.config.train.action_targets),
                             kl=masked_mean(seq.kl, tokens.mask), mean_beta=masked_mean(seq.beta, tokens.mask),
                             kl_switched=masked_mean(seq.beta * seq.kl, tokens.mask),
                             gate_entropy=masked_mean(mc.binary_entropy(seq.beta), tokens.mask))
@@ -257,7 +275,7 @@ class Discoverer:
             seg = compile_.segment(trainable["compile"], cfg, tokens.obs, tokens.mask, key, sample=sample, hard=hard)
             action_logits, _ = model.upper(base, compile_.controlled(trainable["compile"], cfg, e, seg), layer)
             kl = seg.kl.sum() / jnp.maximum(tokens.mask.sum(), 1)  # per real step, as the metacontroller's
-            return seg, dict(action_measures(self.action_space, action_logits, tokens), kl=kl,
+            return seg, dict(action_measures(self.action_space, action_logits, tokens, self.config.train.action_targets), kl=kl,
                              mean_beta=masked_mean(seg.switch, tokens.mask))
 
         def loss(trainable, base, e, tokens, key, kl_weight, gate_weight=0.0):  # no beta gate to price

@@ -41,6 +41,11 @@ class CategoricalActions:
     def nll(self, out: jax.Array, actions: jax.Array) -> jax.Array:
         return -jnp.take_along_axis(jax.nn.log_softmax(out), actions[..., None], -1)[..., 0]
 
+    def policy_nll(self, out: jax.Array, probs: jax.Array) -> jax.Array:
+        """Cross-entropy -sum_a probs(a) log p(a) to a target distribution probs [..., n]: the
+        expected `nll` of an action drawn from it."""
+        return -jnp.sum(probs * jax.nn.log_softmax(out), -1)
+
     def agreement(self, out: jax.Array, actions: jax.Array) -> jax.Array:
         """1 where the model's most likely action is the target's."""
         return (jnp.argmax(out, -1) == actions).astype(jnp.float32)

@@ -89,3 +89,39 @@ def test_controller_loss_on_packed_rows_equals_the_loss_on_one_episode_per_row()
     # without the episode boundaries the packed rows would read across episodes
     crossed = controlled_action_nll(model, base, ctrl, cfg, 1, pack_episodes(episodes, 2, 120).replace(segments=None))
     assert not np.allclose(crossed[0], one_per_row[0], rtol=1e-5)
+
+
+def test_a_code_table_through_a_frozen_decoder_gives_that_decoders_controllers():
+    from irl.analysis.supervised_control import codes_as_controllers
+
+    decoder_cfg = linear.ControllerConfig(width=32, code_dim=8, rank=4, init_scale=1.0)
+    decoder = linear.init(jax.random.key(0), decoder_cfg)
+    codes = jax.random.normal(jax.random.key(1), (4, 8))
+    table_cfg = linear.ControllerConfig(width=32, code_dim=4, rank=4, init_scale=1.0)
+    subgoal = jnp.array([[0, 3, 1], [2, 2, 0]])
+    from_table = linear.factors(codes_as_controllers(decoder, codes), jax.nn.one_hot(subgoal, 4), table_cfg)
+    direct = linear.factors(decoder, codes[subgoal], decoder_cfg)
+    for x, y in zip(from_table, direct):
+        np.testing.assert_allclose(x, y, atol=1e-5)
+
+
+def test_fitted_subgoal_codes_lower_the_loss_and_train_only_the_codes():
+    from helpers import ENV, PRETRAIN
+
+    from irl.analysis.supervised_control import codes_as_controllers, controlled_action_nll, train_subgoal_codes
+    from irl.data import episode_tokens, make_expert_data
+
+    model = make_base_model("transformer", n_layers=2, width=32, n_heads=2, head_dim=16, mlp_width=48, n_buckets=8,
+                            max_distance=32, encoder="agent_relative")
+    base = model.init(jax.random.key(0))
+    decoder_cfg = linear.ControllerConfig(width=32, code_dim=8, rank=4, init_scale=1.0)
+    decoder = linear.init(jax.random.key(1), decoder_cfg)
+    batch = episode_tokens(make_expert_data(ENV, PRETRAIN, 8, max_steps=40)(jax.random.key(2)))
+    codes, history = jax.jit(lambda k: train_subgoal_codes(model, base, decoder, decoder_cfg, lambda _: batch, k, 1,
+                                                           steps=30, lr=0.1))(jax.random.key(3))
+    assert codes.shape == (4, 8)
+    assert history["nll"][-1] < history["nll"][0] - 1e-3
+    # the history is the loss of the fitted codes through the same, unchanged decoder
+    table_cfg = linear.ControllerConfig(width=32, code_dim=4, rank=4)
+    final, _ = controlled_action_nll(model, base, codes_as_controllers(decoder, codes), table_cfg, 1, batch)
+    assert final <= history["nll"][-1] + 1e-2

@@ -37,6 +37,10 @@ def test_the_paper_preset_is_the_spec():
     (lambda c: c.optim.update(schedule="linear"), "schedule"),
     (lambda c: c.train.update(gate_entropy=-1.0), "gate_entropy"),
     (lambda c: c.eval.update(prior_episodes=-1), "prior_episodes"),
+    (lambda c: c.eval.code_oracle.update(steps=-1), "code_oracle"),
+    (lambda c: c.eval.code_oracle.update(steps=5, batch=0), "code_oracle"),
+    (lambda c: c.metacontroller.update(encoder_inputs="past"), "encoder_inputs"),
+    (lambda c: c.train.update(action_targets="mean"), "action_targets"),
 ])
 def test_bad_configs_fail_before_any_compute(change, message, tmp_path):
     config = discover_config("tiny")
@@ -50,6 +54,14 @@ def test_rows_longer_than_the_models_world_fail_before_the_model_is_loaded(tmp_p
     config = discover_config("tiny")
     config.data.max_episode_steps = 101  # the grid's T is 100 (the ant's 500)
     with pytest.raises(ValueError, match="<= 100 on grid_pinpad"):
+        Discoverer(config, tmp_path)
+
+
+def test_expert_policy_targets_need_the_grids_expert(tmp_path):
+    (tmp_path / "config.json").write_text('{"env": "ant_pinpad"}')  # refused before the model is loaded
+    config = discover_config("tiny")
+    config.train.action_targets = "expert_policy"
+    with pytest.raises(ValueError, match="grid's expert"):
         Discoverer(config, tmp_path)
 
 

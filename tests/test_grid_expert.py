@@ -2,7 +2,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from helpers import ENV, POST, PRETRAIN, make_state, reference_leg_distances, reset
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from irl.data import expert_episode, make_expert_data
@@ -94,3 +94,19 @@ def test_noise_never_steps_into_a_pocket_it_cannot_leave():
                        progress=3, params=POST)
     # (1, 2) is walled in by colours 5 (up), 1 (right), 4 (down) and 2 (left, just visited)
     assert list(np.asarray(jit_safe(state))) == [True, False, True, True]  # down bumps a wall
+
+
+@given(st.integers(0, 2**31 - 1), st.sampled_from([0.0, 0.3]), st.sampled_from(["taken", "optimal"]))
+@settings(max_examples=12, deadline=None)
+def test_the_recorded_policy_is_the_distribution_the_labelled_action_was_drawn_from(seed, eps, labels):
+    from irl.data import make_expert_data
+
+    batch = make_expert_data(ENV, PRETRAIN, 16, eps=eps, labels=labels)(jax.random.key(seed))
+    policy, mask, actions = np.asarray(batch.policy), np.asarray(batch.mask), np.asarray(batch.actions)
+    np.testing.assert_allclose(policy.sum(-1)[mask], 1.0, atol=1e-5)
+    assert (policy[~mask] == 0).all()
+    assert (np.take_along_axis(policy, actions[..., None], -1)[..., 0][mask] > 0).all()
+    if eps == 0.0 or labels == "optimal":  # uniform over the optimal moves: every entry 0 or 1 / their number
+        support = policy > 0
+        np.testing.assert_allclose(policy[support], (1.0 / support.sum(-1, keepdims=True)).repeat(4, -1)[support],
+                                   atol=1e-6)

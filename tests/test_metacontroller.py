@@ -155,6 +155,31 @@ def test_the_encoder_is_not_causal():
     assert not np.allclose(a.mu[:, 0], b.mu[:, 0], atol=1e-6)
 
 
+@pytest.mark.parametrize("inputs", ["future", "future_observations"])
+def test_a_future_only_encoder_reads_no_past(inputs):
+    cfg = dataclasses_replace(CFG, encoder_inputs=inputs)
+    params, e, mask, key = params_and_inputs(5, cfg)
+    observed = jax.random.normal(jax.random.key(9), e.shape)
+    base = run(params, cfg, e, mask, key, observed=observed)
+    read = "observed" if inputs == "future_observations" else "e"
+    moved = lambda x: x.at[:, 6].add(5.0)
+    args = dict(e=e, observed=observed)
+    args[read] = moved(args[read])
+    # what the embedder reads, changed at step 6, changes the codes up to it and none after it
+    mu = run(params, cfg, args["e"], mask, key, observed=args["observed"]).mu
+    assert not np.allclose(mu[:, :7], base.mu[:, :7], atol=1e-4)
+    np.testing.assert_allclose(mu[:, 7:], base.mu[:, 7:], atol=1e-6)
+    if inputs == "future_observations":  # the controlled layer (the past, through attention) does not reach them
+        np.testing.assert_allclose(run(params, cfg, e + 3.0, mask, key, observed=observed).mu, base.mu, atol=1e-6)
+        with pytest.raises(ValueError, match="observed"):
+            run(params, cfg, e, mask, key)
+
+
+def test_an_unknown_encoder_input_is_refused():
+    with pytest.raises(ValueError, match="encoder_inputs"):
+        dataclasses_replace(CFG, encoder_inputs="past")
+
+
 def test_the_sequence_embedding_ignores_padding():
     params, e, _, _ = params_and_inputs(4)
     mask = jnp.arange(T)[None, :] < jnp.array([[5], [T], [8]])

@@ -83,6 +83,22 @@ def test_probes_and_controllers(reproduced):
     assert (workdir / "control" / "controlled_episode.png").exists()
 
 
+def test_discovery_with_one_alpha_a_future_only_encoder_and_the_experts_policy(reproduced, tmp_path):
+    """A single alpha is a sweep of one (it once crashed the summary); the encoder that reads
+    only the future's observations and the expert's-policy targets train through the same stage."""
+    from irl.stages.discover import discover
+
+    config = discover_config("tiny")
+    config.update(methods=("metacontroller",), alphas=(0.3,))
+    config.metacontroller.encoder_inputs = "future_observations"
+    config.train.action_targets = "expert_policy"
+    config.eval.update(prior_episodes=0)
+    config.eval.code_oracle.steps = 0
+    saved = discover(config, reproduced[0] / "pretrain", tmp_path, progress=False)
+    assert saved["best_alpha"] == 0.3 and [r["alpha"] for r in saved["by_alpha"]] == [0.3]
+    assert "prior_codes" not in saved and "code_oracle" not in saved
+
+
 def test_discovery(reproduced):
     from irl.discovery import EXPORTED, load_discovered
 
@@ -104,6 +120,9 @@ def test_discovery(reproduced):
         assert prior["episodes"] == config.eval.prior_episodes and prior["decisions_per_episode"] >= 1
         reached = prior["subgoals"]["reached"]
         assert len(reached) == n_subgoals and prior["success"] == reached[-1]
+    oracle = saved["code_oracle"]  # one code per subgoal through the frozen decoder, switched by the truth
+    assert oracle["steps"] == config.eval.code_oracle.steps and 0.0 <= oracle["success"] <= 1.0
+    assert np.isfinite(oracle["train_action_nll"]["last"]) and len(oracle["code_norms"]) == 4
     assert len(saved["cotrained"]["by_alpha"]) == len(config.cotrained.alphas)
     assert (workdir / "rate_distortion.png").stat().st_size > 0
     seeds = pretrain_config("tiny").seeds

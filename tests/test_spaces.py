@@ -53,3 +53,17 @@ def test_spaces_per_environment():
     assert spaces.for_env("grid_pinpad")[0].head_size == 4 and spaces.for_env("ant_pinpad")[0].head_size == 16
     with pytest.raises(ValueError, match="no spaces"):
         spaces.for_env("chess")
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.integers(0, 2**31 - 1))
+def test_the_policy_nll_is_the_expected_nll_of_an_action_drawn_from_the_policy(seed):
+    k1, k2 = jax.random.split(jax.random.key(seed))
+    space = spaces.CategoricalActions()
+    out = jax.random.normal(k1, (5, 4)) * 3
+    probs = jax.nn.softmax(jax.random.normal(k2, (5, 4)) * 2)
+    expected = sum(probs[:, a] * space.nll(out, jnp.full(5, a)) for a in range(4))
+    np.testing.assert_allclose(space.policy_nll(out, probs), expected, rtol=1e-5)
+    # a one-hot policy is the plain NLL of its action
+    np.testing.assert_allclose(space.policy_nll(out, jax.nn.one_hot(jnp.arange(5) % 4, 4)),
+                               space.nll(out, jnp.arange(5) % 4), rtol=1e-5)

@@ -90,6 +90,7 @@ def discover_config(preset: str) -> ml_collections.ConfigDict:
     c.data.max_episode_steps = pretrain_config(preset).data.max_episode_steps
     c.eval.tolerance = 5
     c.train.gate_entropy = 0.0  # the grid's price on a hedging gate is not measured on the ant
+    c.eval.code_oracle.steps = 0  # the ant's oracle needs its full-rank controllers' budget; not measured
     c.eval.prior_episodes = 0  # minutes of physics per task set; the injection stage runs the prior's codes
     if preset == "small":
         # the ant's rows are four times the grid's: fewer alphas and steps fit the CPU budget

@@ -95,7 +95,7 @@ def discover_config(preset: str) -> ml_collections.ConfigDict:
     c.methods = ("metacontroller", "beta1", "cotrained", "compile")
     c.metacontroller = ml_collections.ConfigDict(dict(
         latent_dim=8, gru_size=32, embed_size=32, encoder_hidden=64, switch_hidden=64, decoder_hidden=32, rank=16,
-        switch_bias=-2.0, encoder_log_std=0.0, switch_temperature=0.0, hard_switch=False,
+        switch_bias=-2.0, encoder_log_std=0.0, switch_temperature=0.0, hard_switch=False, encoder_inputs="all",
     ))
     c.alphas = (0.0, 0.05, 0.1, 0.17, 0.3, 0.5, 1.0)
     c.best_alpha = -1.0  # < 0: the alpha with the best held-out switch F1
@@ -113,16 +113,25 @@ def discover_config(preset: str) -> ml_collections.ConfigDict:
     # loss adds alpha * gate_entropy * the gate's binary entropy per step (nats), ramped in over
     # kl_warmup_steps after the KL's ramp: a price on a gate that hedges between holding and
     # switching (0: none, the paper)
+    # action_targets: what the action NLL scores, "taken" (the paper: the expert's drawn action)
+    # or "expert_policy" (ours: its whole distribution, uniform over its optimal moves, as the
+    # ant's metacontroller data takes the expert's mean action), so that a code gains nothing
+    # by naming which of several equally good moves the expert happened to draw
     c.train = ml_collections.ConfigDict(dict(steps=64_000, chunk_steps=1000, eval_every=8000, kl_free_steps=0,
-                                             kl_warmup_steps=0, kl_by_beta=False, gate_entropy=0.0))
+                                             kl_warmup_steps=0, kl_by_beta=False, gate_entropy=0.0,
+                                             action_targets="taken"))
     c.beta1 = ml_collections.ConfigDict(dict(alpha=-1.0))  # < 0: the metacontroller's best alpha
     c.cotrained = ml_collections.ConfigDict(dict(alphas=c.alphas, steps=64_000))
     c.compile = ml_collections.ConfigDict(dict(alpha=0.1, steps=64_000, max_segments=4, hidden=64, temperature=1.0))
     # figure_episodes: episodes drawn in beta_traces.png; tolerance: steps a switch may miss a boundary by;
     # prior_episodes: episodes of the metacontroller acting alone with codes from its prior, on the
-    # pretraining tasks and on the post-training task (0: none), to see which transitions they reach
+    # pretraining tasks and on the post-training task (0: none), to see which transitions they reach;
+    # code_oracle: one code per subgoal fitted through the frozen decoder (steps of batch
+    # episodes; 0 steps: none), then switched by the true progress on the post-training task
+    # for `episodes`: the ceiling internal RL has on that decoder
     c.eval = ml_collections.ConfigDict(dict(episodes=1024, progress_episodes=256, figure_episodes=4, tolerance=1,
                                             prior_episodes=4096))
+    c.eval.code_oracle = ml_collections.ConfigDict(dict(steps=3200, batch=512, episodes=1024))
 
     if preset == "small":
         # measured on the small base model (4 layers, width 128): with the paper's constant
@@ -144,6 +153,7 @@ def discover_config(preset: str) -> ml_collections.ConfigDict:
         c.cotrained.update(alphas=(0.05, 0.1, 0.3), steps=600)
         c.compile.update(steps=800)
         c.eval.update(episodes=256, progress_episodes=64, prior_episodes=2048)
+        c.eval.code_oracle.update(steps=1000, batch=65, episodes=512)  # batch: packed 5 to a row, as the controllers
     elif preset == "tiny":
         c.metacontroller.update(latent_dim=4, gru_size=8, embed_size=8, encoder_hidden=16, switch_hidden=16,
                                 decoder_hidden=8, rank=4)
@@ -155,6 +165,7 @@ def discover_config(preset: str) -> ml_collections.ConfigDict:
         c.cotrained.update(alphas=(0.0, 0.3), steps=2)
         c.compile.update(steps=2, hidden=16)
         c.eval.update(episodes=8, progress_episodes=8, figure_episodes=2, prior_episodes=8)  # one shape: one compile
+        c.eval.code_oracle.update(steps=2, batch=9, episodes=8)
     return c
 
 

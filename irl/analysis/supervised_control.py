@@ -8,6 +8,7 @@ moves or the ant's Gaussian torques.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Callable
 
 import jax
@@ -70,3 +71,36 @@ def run_controlled(model: BaseModel, base_params, ctrl_params, cfg: linear.Contr
 
     return run_base_model(model, base_params, env, env_params, key, n_episodes, layer=layer, steer=steer, record=record,
                           action_space=action_space, last_states=last_states)
+
+
+def codes_as_controllers(decoder_params: dict, codes: jax.Array) -> dict:
+    """Controller params whose one-hot code g gives the decoder's controller for codes[g]
+    ([n, Z]): one_hot(g) @ (codes @ w1) = codes[g] @ w1, so the supervised controllers' training
+    and closed-loop evaluation run unchanged on a frozen decoder with a table of codes."""
+    return {"w1": codes @ decoder_params["w1"], "w2": decoder_params["w2"]}
+
+
+def train_subgoal_codes(model: BaseModel, base_params, decoder_params: dict, decoder_cfg: linear.ControllerConfig,
+                        tokens: Callable[[jax.Array], TokenBatch], key: jax.Array, layer: int, steps: int,
+                        lr: float = 3e-2, action_space=CategoricalActions()) -> tuple[jax.Array, dict]:
+    """One code per subgoal (codes [N_SUBGOALS, Z]) through a frozen decoder (a discovered
+    metacontroller's), fitted by the expert's action likelihood with the true subgoal's code,
+    as the supervised controllers are: the best that choosing a code per subgoal can do with
+    that decoder. Returns (codes, {"nll", "agreement"} per step)."""
+    cfg = dataclasses.replace(decoder_cfg, code_dim=N_SUBGOALS)
+    init_key, key = jax.random.split(key)
+    # drawn from the prior the decoder was trained under (zero codes are a saddle of the
+    # factored U = A B^T: both factors, and so both gradients, vanish)
+    codes = jax.random.normal(init_key, (N_SUBGOALS, decoder_cfg.code_dim))
+    optimizer = optax.adam(lr)
+
+    def step(carry, step_key):
+        codes, opt_state = carry
+        loss_fn = lambda c: controlled_action_nll(model, base_params, codes_as_controllers(decoder_params, c), cfg,
+                                                  layer, tokens(step_key), action_space)
+        (nll, agreement), grads = jax.value_and_grad(loss_fn, has_aux=True)(codes)
+        updates, opt_state = optimizer.update(grads, opt_state, codes)
+        return (optax.apply_updates(codes, updates), opt_state), {"nll": nll, "agreement": agreement}
+
+    (codes, _), history = jax.lax.scan(step, (codes, optimizer.init(codes)), jax.random.split(key, steps))
+    return codes, history

@@ -36,6 +36,7 @@ from flax import struct
 
 from irl.control import linear
 
+ENCODER_INPUTS = ("all", "future", "future_observations")
 SWITCH_THRESHOLD = 0.5  # beta_t >= this is a switch: where internal RL decides, and what analysis counts
 
 
@@ -60,13 +61,29 @@ class MetacontrollerConfig(linear.CodeDecoded):
     # Measured on the small grid model: it switches at almost every step (README, "Why the
     # controllers and internal RL fall short"), so the presets leave it off
     hard_switch: bool = False
+    # what the encoder reads: "all" (the paper): e_t, h_{t-1} and s_t, with s embedded from the
+    # controlled layer; "future" (ours): s_t alone; "future_observations" (ours): s_t alone,
+    # embedded from the base model's layer-0 residual (each step's observation, no history), so
+    # a code can say where the segment goes but not how that differs from what the past makes
+    # the base model expect
+    encoder_inputs: str = "all"
 
     def __post_init__(self):
         linear.require_positive(self, ("width", "latent_dim", "gru_size", "embed_size", "encoder_hidden",
                                        "switch_hidden", "decoder_hidden"))
         if self.switch_temperature < 0:
             raise ValueError(f"switch_temperature must be >= 0 (0: no gate noise), got {self.switch_temperature}")
+        if self.encoder_inputs not in ENCODER_INPUTS:
+            raise ValueError(f"encoder_inputs must be one of {ENCODER_INPUTS}, got {self.encoder_inputs!r}")
         self.decoder  # the controller's own checks (rank)
+
+    @property
+    def encoder_reads_past(self) -> bool:
+        return self.encoder_inputs == "all"
+
+    @property
+    def embeds_observations(self) -> bool:
+        return self.encoder_inputs == "future_observations"
 
 
 _DECAY_POWER = 8.0  # Griffin's c: the gate r scales the log decay by up to this factor
@@ -95,7 +112,7 @@ def init(key: jax.Array, cfg: MetacontrollerConfig) -> dict:
     return {
         "gru": {"x": _dense(k[0], d, 3 * g), "h": _dense(k[1], g, 3 * g)},
         "embedder": {"x": _dense(k[2], d, s), "gates": _dense(k[3], d, 2 * s), "lam": _lru_lambda(k[8], s)},
-        "encoder": {"hidden": _dense(k[4], d + g + s, cfg.encoder_hidden),
+        "encoder": {"hidden": _dense(k[4], (d + g + s) if cfg.encoder_reads_past else s, cfg.encoder_hidden),
                     "out": {"w": _dense(k[5], cfg.encoder_hidden, 2 * z, scale=0.1)["w"],
                             "b": jnp.concatenate([jnp.zeros(z), jnp.full(z, cfg.encoder_log_std)])}},
         # the switch starts biased to "keep" so that codes are held by default
@@ -126,9 +143,9 @@ def switch(params: dict, e: jax.Array, h_prev: jax.Array, z_prev: jax.Array) -> 
     return jax.nn.sigmoid(logit)
 
 
-def encode(params: dict, e: jax.Array, h_prev: jax.Array, s: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """(mu, log_std) [..., Z] of the controller encoder."""
-    out = _mlp(params["encoder"], jnp.concatenate([e, h_prev, s], axis=-1))
+def encode(params: dict, e: jax.Array | None, h_prev: jax.Array | None, s: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """(mu, log_std) [..., Z] of the controller encoder; e and h_prev None when it reads s alone."""
+    out = _mlp(params["encoder"], s if e is None else jnp.concatenate([e, h_prev, s], axis=-1))
     mu, log_std = jnp.split(out, 2, axis=-1)
     return mu, jnp.clip(log_std, -6.0, 2.0)
 
@@ -186,8 +203,11 @@ def gru_sequence(params: dict, e: jax.Array) -> jax.Array:
 
 
 def sequence(params: dict, cfg: MetacontrollerConfig, e: jax.Array, mask: jax.Array, key: jax.Array,
-             sample: bool = True, switch_noise: bool = False, hard_switch: bool = False) -> Sequence:
+             sample: bool = True, switch_noise: bool = False, hard_switch: bool = False,
+             observed: jax.Array | None = None) -> Sequence:
     """Run over e [B, T, D] (the residual stream at the controlled layer) with mask [B, T].
+    observed [B, T, D]: the layer-0 residual, which the embedder reads when
+    cfg.encoder_inputs == "future_observations" (required then).
     sample=False uses z~ = mu (for analysis). hard_switch: the gate is 1 where
     beta_t >= SWITCH_THRESHOLD and 0 elsewhere (gradients pass straight through to the soft
     gate), so a code is held exactly between switches, as internal RL holds its codes; always
@@ -205,8 +225,10 @@ def sequence(params: dict, cfg: MetacontrollerConfig, e: jax.Array, mask: jax.Ar
     equals stepping `switch`, `encode` and `gru_step` one step at a time."""
     batch, steps = e.shape[:2]
     h_prev = gru_sequence(params, e)
-    s = embed_sequence(params, e, mask)
-    mu, log_std = encode(params, e, h_prev, s)
+    if cfg.embeds_observations and observed is None:
+        raise ValueError('encoder_inputs="future_observations" embeds the layer-0 residual: pass observed')
+    s = embed_sequence(params, observed if cfg.embeds_observations else e, mask)
+    mu, log_std = encode(params, e, h_prev, s) if cfg.encoder_reads_past else encode(params, None, None, s)
     noise = jax.random.normal(key, mu.shape) if sample else jnp.zeros_like(mu)
     z_tilde = mu + jnp.exp(log_std) * noise
     hidden = params["switch"]["hidden"]

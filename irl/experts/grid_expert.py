@@ -82,14 +82,27 @@ def grid_expert_action(key: jax.Array, state: GridPinpadState, eps: float | jax.
     return grid_expert_actions(key, state, eps)[0]
 
 
+def _choices(state: GridPinpadState) -> tuple[jax.Array, jax.Array]:
+    """(optimal, safe), bool [4] each: the moves the expert draws from without and with noise."""
+    optimal, safe = optimal_actions(state), safe_actions(state)
+    return jnp.where(jnp.any(optimal), optimal, safe), safe  # unreachable target: wander safely
+
+
 def grid_expert_actions(key: jax.Array, state: GridPinpadState, eps: float | jax.Array = 0.0):
     """(taken, optimal), int32 [] each: the action the eps-noisy expert takes, and the optimal
     move it would have taken without noise (the same draw: equal whenever no noise fired)."""
     noise_key, optimal_key, safe_key = jax.random.split(key, 3)
-    optimal = optimal_actions(state)
-    safe = safe_actions(state)
-    optimal = jnp.where(jnp.any(optimal), optimal, safe)  # unreachable target: wander safely
+    optimal, safe = _choices(state)
     pick = lambda k, allowed: jax.random.categorical(k, jnp.where(allowed, 0.0, -jnp.inf)).astype(jnp.int32)
     noisy = jax.random.uniform(noise_key) < eps
     best = pick(optimal_key, optimal)
     return jnp.where(noisy, pick(safe_key, safe), best), best
+
+
+def grid_expert_policy(state: GridPinpadState, eps: float | jax.Array = 0.0) -> jax.Array:
+    """float32 [4]: the distribution `grid_expert_actions` draws the taken action from, uniform
+    over the optimal moves, mixed with eps of uniform over the safe ones. The grid's analogue of
+    the ant expert's mean action: the expert's intent without its draw."""
+    optimal, safe = _choices(state)
+    uniform = lambda allowed: allowed / jnp.sum(allowed)
+    return (1 - eps) * uniform(optimal) + eps * uniform(safe)

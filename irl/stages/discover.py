@@ -13,6 +13,7 @@ the pretraining tasks and on the post-training task, subgoal by subgoal.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -100,6 +101,45 @@ def prior_code_chain(discovered, env_name: str, tasks: str, key: jax.Array, n_ep
             "subgoals": subgoal_chain(trajectory.progress, n_subgoals, world.colors_per_subgoal)}
 
 
+def code_oracle(discovered, pretrainer, key: jax.Array, steps: int, batch: int, eval_episodes: int) -> dict:
+    """The ceiling internal RL has on the exported decoder: one code per subgoal fitted through
+    the frozen decoder on the pretraining tasks' expert episodes with the true subgoal (as the
+    supervised controllers are, irl/analysis/supervised_control.py), then switched by the true
+    progress on the post-training task, first pretrained model. Where the supervised
+    controllers succeed and this does not, the decoder cannot express the unseen transitions,
+    whatever the policy chooses."""
+    from irl.analysis.supervised_control import N_SUBGOALS, codes_as_controllers, run_controlled, train_subgoal_codes
+    from irl.stages.control import subgoal_completion
+
+    first = lambda tree: jax.tree.map(lambda x: x[0], tree)
+    base, decoder = first(discovered.base_params), first(discovered.mc_params)["decoder"]
+    decoder_cfg, model, env = discovered.mc_cfg.decoder, discovered.model, pretrainer.env
+    _, post_params = envs.make(pretrainer.config.env, tasks="post")
+    tokens = pretrainer.token_batches(batch, pretrainer.config.data.max_episode_steps)
+    cfg = dataclasses.replace(decoder_cfg, code_dim=N_SUBGOALS)
+    action_space = pretrainer.action_space
+
+    @jax.jit
+    def fit_and_run(key):
+        fit_key, run_key = jax.random.split(key)
+        codes, history = train_subgoal_codes(model, base, decoder, decoder_cfg, tokens, fit_key, discovered.layer,
+                                             steps, action_space=action_space)
+        episodes = run_controlled(model, base, codes_as_controllers(decoder, codes), cfg, discovered.layer, env,
+                                  post_params, run_key, eval_episodes, action_space=action_space)
+        return codes, history, episodes
+
+    codes, history, episodes = jax.device_get(fit_and_run(key))
+    success = np.asarray(episodes.success)
+    n_post_subgoals = int(post_params.task_lens[0]) // env.colors_per_subgoal
+    tail = max(1, steps // 10)
+    return {"steps": steps, "episodes": eval_episodes, "success": float(success.mean()),
+            "subgoal_completion": subgoal_completion(np.asarray(episodes.progress), success, n_post_subgoals,
+                                                     env.colors_per_subgoal),
+            "train_action_nll": {"first": float(np.mean(history["nll"][:tail])),
+                                 "last": float(np.mean(history["nll"][-tail:]))},
+            "code_norms": np.linalg.norm(codes, axis=-1).tolist()}
+
+
 def best_index(by_alpha: list[dict]) -> int:
     return max(range(len(by_alpha)), key=lambda i: (round(by_alpha[i]["f1"], 6), round(by_alpha[i]["binary_fraction"], 6),
                                                     -by_alpha[i]["action_nll"]))
@@ -174,7 +214,7 @@ def discover(config, pretrained: str | Path, workdir: str | Path, progress: bool
         else:
             chosen = nearest_index(method.alphas, best_alpha) if best_alpha is not None else best_index(by_alpha)
         result = headline(by_alpha[chosen], metric)
-        if len(method.alphas) > 1:
+        if len(method.alphas) > 1 or name == "metacontroller":  # the swept method: its curve, even of one
             result["by_alpha"] = [dict(headline(r, metric), f1_by_seed=r["f1_by_seed"]) for r in by_alpha]
         result["train_steps"] = int(state["step"])
         summary[name] = result
@@ -191,6 +231,13 @@ def discover(config, pretrained: str | Path, workdir: str | Path, progress: bool
                 tasks: prior_code_chain(discovered, discoverer.pretrainer.config.env, tasks,
                                         jax.random.fold_in(discoverer.eval_key, 100 + i), config.eval.prior_episodes)
                 for i, tasks in enumerate(("pretrain", "post"))}
+        if name == "metacontroller" and config.eval.code_oracle.steps > 0:
+            from irl.discovery import load_discovered
+
+            oracle = config.eval.code_oracle
+            result["code_oracle"] = code_oracle(load_discovered(workdir, name), discoverer.pretrainer,
+                                                jax.random.fold_in(discoverer.eval_key, 200), oracle.steps,
+                                                oracle.batch, oracle.episodes)
         seconds[name] = time.perf_counter() - method_start
         train_seconds[name] = float(state["elapsed"])
         logging.warning("%s: alpha %g, switch F1 %.3f, binary %.3f, switches/ep %.2f (subgoals/ep %.2f)", name,
@@ -203,7 +250,7 @@ def discover(config, pretrained: str | Path, workdir: str | Path, progress: bool
                         **{k: mc_result[k] for k in ("switch_f1", "beta_binary_fraction", "switches_per_episode",
                                                      "subgoals_per_episode", "precision", "recall", "kl",
                                                      "action_nll", "hard_switch_action_nll", "code_readout",
-                                                     "prior_codes") if k in mc_result}})
+                                                     "prior_codes", "code_oracle") if k in mc_result}})
     summary["method_seconds"] = seconds
     summary["train_seconds"] = train_seconds
     summary["wall_seconds"] = time.perf_counter() - start
