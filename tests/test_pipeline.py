@@ -202,3 +202,18 @@ def test_the_gate_entropy_term_prices_a_hedging_gate_at_alpha_times_its_weight(r
     np.testing.assert_allclose(loss - m["action_nll"], alpha * (m["kl"] + weight * m["gate_entropy"]), rtol=1e-3)
     _, m = penalised_loss(pretrained, alpha, gate_bias=-1e4, gate_entropy=weight)
     assert float(m["gate_entropy"]) < 1e-4  # a gate at 0 or 1 pays nothing
+
+
+def test_the_code_oracle_check_runs_on_supervised_controllers(reproduced):
+    """experiments/code_oracle.py's check: fitted codes through a supervised controllers'
+    hypernetwork, beside its own one-hot codes."""
+    from experiments.code_oracle import supervised_check
+    from experiments.configs.grid import analysis_config
+
+    from irl.pretraining import load_pretrained
+
+    pretrainer, params = load_pretrained(reproduced[0] / "pretrain")
+    check = supervised_check(pretrainer, params, analysis_config("tiny"), discover_config("tiny").eval.code_oracle,
+                             jax.random.key(0))
+    assert 0.0 <= check["one_hot_codes_success"] <= 1.0 and 0.0 <= check["fitted_codes"]["success"] <= 1.0
+    assert check["layer"] == pretrainer.model.n_layers // 2

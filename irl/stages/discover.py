@@ -101,30 +101,28 @@ def prior_code_chain(discovered, env_name: str, tasks: str, key: jax.Array, n_ep
             "subgoals": subgoal_chain(trajectory.progress, n_subgoals, world.colors_per_subgoal)}
 
 
-def code_oracle(discovered, pretrainer, key: jax.Array, steps: int, batch: int, eval_episodes: int) -> dict:
-    """The ceiling internal RL has on the exported decoder: one code per subgoal fitted through
-    the frozen decoder on the pretraining tasks' expert episodes with the true subgoal (as the
-    supervised controllers are, irl/analysis/supervised_control.py), then switched by the true
-    progress on the post-training task, first pretrained model. Where the supervised
-    controllers succeed and this does not, the decoder cannot express the unseen transitions,
-    whatever the policy chooses."""
+def code_oracle(model, base_params, decoder: dict, decoder_cfg, layer: int, pretrainer, key: jax.Array, steps: int,
+                batch: int, eval_episodes: int) -> dict:
+    """The ceiling internal RL has on a decoder (a code -> controller map, here a discovered
+    metacontroller's, frozen): one code per subgoal fitted through it on the pretraining
+    tasks' expert episodes with the true subgoal (as the supervised controllers are,
+    irl/analysis/supervised_control.py), then switched by the true progress on the
+    post-training task. Where the supervised controllers succeed and this does not, the decoder
+    cannot express the unseen transitions, whatever a policy chooses. One base model's params."""
     from irl.analysis.supervised_control import N_SUBGOALS, codes_as_controllers, run_controlled, train_subgoal_codes
     from irl.stages.control import subgoal_completion
 
-    first = lambda tree: jax.tree.map(lambda x: x[0], tree)
-    base, decoder = first(discovered.base_params), first(discovered.mc_params)["decoder"]
-    decoder_cfg, model, env = discovered.mc_cfg.decoder, discovered.model, pretrainer.env
+    env, action_space = pretrainer.env, pretrainer.action_space
     _, post_params = envs.make(pretrainer.config.env, tasks="post")
     tokens = pretrainer.token_batches(batch, pretrainer.config.data.max_episode_steps)
-    cfg = dataclasses.replace(decoder_cfg, code_dim=N_SUBGOALS)
-    action_space = pretrainer.action_space
+    table_cfg = dataclasses.replace(decoder_cfg, code_dim=N_SUBGOALS)
 
     @jax.jit
     def fit_and_run(key):
         fit_key, run_key = jax.random.split(key)
-        codes, history = train_subgoal_codes(model, base, decoder, decoder_cfg, tokens, fit_key, discovered.layer,
-                                             steps, action_space=action_space)
-        episodes = run_controlled(model, base, codes_as_controllers(decoder, codes), cfg, discovered.layer, env,
+        codes, history = train_subgoal_codes(model, base_params, decoder, decoder_cfg, tokens, fit_key, layer, steps,
+                                             action_space=action_space)
+        episodes = run_controlled(model, base_params, codes_as_controllers(decoder, codes), table_cfg, layer, env,
                                   post_params, run_key, eval_episodes, action_space=action_space)
         return codes, history, episodes
 
@@ -138,6 +136,34 @@ def code_oracle(discovered, pretrainer, key: jax.Array, steps: int, batch: int, 
             "train_action_nll": {"first": float(np.mean(history["nll"][:tail])),
                                  "last": float(np.mean(history["nll"][-tail:]))},
             "code_norms": np.linalg.norm(codes, axis=-1).tolist()}
+
+
+def discovered_code_oracle(discovered, pretrainer, key: jax.Array, oracle) -> dict:
+    """`code_oracle` on an exported metacontroller's decoder, first pretrained model; oracle:
+    the config's eval.code_oracle (steps, batch, episodes)."""
+    first = lambda tree: jax.tree.map(lambda x: x[0], tree)
+    return code_oracle(discovered.model, first(discovered.base_params), first(discovered.mc_params)["decoder"],
+                       discovered.mc_cfg.decoder, discovered.layer, pretrainer, key, oracle.steps, oracle.batch,
+                       oracle.episodes)
+
+
+def exported_measures(config, discoverer: Discoverer, folder: Path) -> dict:
+    """What the exported metacontroller does in closed loop: "prior_codes" (its codes drawn
+    from the prior, `prior_code_chain`) and "code_oracle" (`code_oracle` on its decoder), each
+    where the config asks for it."""
+    from irl.discovery import load_discovered
+
+    discovered = load_discovered(folder.parent, folder.name)
+    out = {}
+    if config.eval.prior_episodes > 0:
+        out["prior_codes"] = {
+            tasks: prior_code_chain(discovered, discoverer.pretrainer.config.env, tasks,
+                                    jax.random.fold_in(discoverer.eval_key, 100 + i), config.eval.prior_episodes)
+            for i, tasks in enumerate(("pretrain", "post"))}
+    if config.eval.code_oracle.steps > 0:
+        out["code_oracle"] = discovered_code_oracle(discovered, discoverer.pretrainer,
+                                                    jax.random.fold_in(discoverer.eval_key, 200), config.eval.code_oracle)
+    return out
 
 
 def best_index(by_alpha: list[dict]) -> int:
@@ -223,21 +249,8 @@ def discover(config, pretrained: str | Path, workdir: str | Path, progress: bool
             base = discoverer.base_params if method.frozen_base else take(state["params"]["base"], slice(None), chosen)
             export(workdir, name, discoverer.model, discoverer.layer, method.mc_cfg, base,
                    take(state["params"]["mc"], slice(None), chosen), method.alphas[chosen])
-        if name == "metacontroller" and config.eval.prior_episodes > 0:
-            from irl.discovery import load_discovered
-
-            discovered = load_discovered(workdir, name)
-            result["prior_codes"] = {
-                tasks: prior_code_chain(discovered, discoverer.pretrainer.config.env, tasks,
-                                        jax.random.fold_in(discoverer.eval_key, 100 + i), config.eval.prior_episodes)
-                for i, tasks in enumerate(("pretrain", "post"))}
-        if name == "metacontroller" and config.eval.code_oracle.steps > 0:
-            from irl.discovery import load_discovered
-
-            oracle = config.eval.code_oracle
-            result["code_oracle"] = code_oracle(load_discovered(workdir, name), discoverer.pretrainer,
-                                                jax.random.fold_in(discoverer.eval_key, 200), oracle.steps,
-                                                oracle.batch, oracle.episodes)
+        if name == "metacontroller":  # the exported metacontroller acting: prior codes, the code oracle
+            result.update(exported_measures(config, discoverer, workdir / name))
         seconds[name] = time.perf_counter() - method_start
         train_seconds[name] = float(state["elapsed"])
         logging.warning("%s: alpha %g, switch F1 %.3f, binary %.3f, switches/ep %.2f (subgoals/ep %.2f)", name,
