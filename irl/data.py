@@ -13,7 +13,7 @@ import jax.numpy as jnp
 from flax import struct
 
 from irl.envs.grid_pinpad import GridPinpad, GridPinpadParams, current_subgoal
-from irl.experts.grid_expert import grid_expert_actions, grid_expert_policy
+from irl.experts.grid_expert import grid_expert_step
 
 
 @struct.dataclass
@@ -41,8 +41,7 @@ def expert_episode(env: GridPinpad, params: GridPinpadParams, key: jax.Array, ep
 
     def step(carry, key):
         obs, state, done = carry
-        action, optimal = grid_expert_actions(key, state, eps)
-        policy = grid_expert_policy(state, eps if labels == "taken" else 0.0)
+        action, optimal, policy = grid_expert_step(key, state, eps, eps if labels == "taken" else 0.0)
         label, progress = current_subgoal(state), state.progress
         next_obs, next_state, _, next_done, info = env.step(key, state, action, params)
         keep = lambda new, old: jnp.where(done, old, new)

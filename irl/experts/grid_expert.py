@@ -88,21 +88,29 @@ def _choices(state: GridPinpadState) -> tuple[jax.Array, jax.Array]:
     return jnp.where(jnp.any(optimal), optimal, safe), safe  # unreachable target: wander safely
 
 
-def grid_expert_actions(key: jax.Array, state: GridPinpadState, eps: float | jax.Array = 0.0):
-    """(taken, optimal), int32 [] each: the action the eps-noisy expert takes, and the optimal
-    move it would have taken without noise (the same draw: equal whenever no noise fired)."""
+def _policy(optimal: jax.Array, safe: jax.Array, eps) -> jax.Array:
+    uniform = lambda allowed: allowed / jnp.sum(allowed)
+    return (1 - eps) * uniform(optimal) + eps * uniform(safe)
+
+
+def grid_expert_step(key: jax.Array, state: GridPinpadState, eps: float | jax.Array = 0.0,
+                     policy_eps: float | jax.Array | None = None):
+    """(taken, optimal, policy): `grid_expert_actions`' two moves and, float32 [4], the
+    distribution of a move drawn as the taken one is at noise `policy_eps` (default eps; 0 gives
+    the distribution of `optimal`): uniform over the optimal moves, mixed with policy_eps of
+    uniform over the safe ones. The policy is the grid's analogue of the ant expert's mean
+    action, its intent without its draw. One search for the optimal moves serves all three."""
     noise_key, optimal_key, safe_key = jax.random.split(key, 3)
     optimal, safe = _choices(state)
     pick = lambda k, allowed: jax.random.categorical(k, jnp.where(allowed, 0.0, -jnp.inf)).astype(jnp.int32)
     noisy = jax.random.uniform(noise_key) < eps
     best = pick(optimal_key, optimal)
-    return jnp.where(noisy, pick(safe_key, safe), best), best
+    policy = _policy(optimal, safe, eps if policy_eps is None else policy_eps)
+    return jnp.where(noisy, pick(safe_key, safe), best), best, policy
 
 
-def grid_expert_policy(state: GridPinpadState, eps: float | jax.Array = 0.0) -> jax.Array:
-    """float32 [4]: the distribution `grid_expert_actions` draws the taken action from, uniform
-    over the optimal moves, mixed with eps of uniform over the safe ones. The grid's analogue of
-    the ant expert's mean action: the expert's intent without its draw."""
-    optimal, safe = _choices(state)
-    uniform = lambda allowed: allowed / jnp.sum(allowed)
-    return (1 - eps) * uniform(optimal) + eps * uniform(safe)
+def grid_expert_actions(key: jax.Array, state: GridPinpadState, eps: float | jax.Array = 0.0):
+    """(taken, optimal), int32 [] each: the action the eps-noisy expert takes, and the optimal
+    move it would have taken without noise (the same draw: equal whenever no noise fired)."""
+    return grid_expert_step(key, state, eps)[:2]
+
