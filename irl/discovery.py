@@ -275,7 +275,8 @@ class Discoverer:
             seg = compile_.segment(trainable["compile"], cfg, tokens.obs, tokens.mask, key, sample=sample, hard=hard)
             action_logits, _ = model.upper(base, compile_.controlled(trainable["compile"], cfg, e, seg), layer)
             kl = seg.kl.sum() / jnp.maximum(tokens.mask.sum(), 1)  # per real step, as the metacontroller's
-            return seg, dict(action_measures(self.action_space, action_logits, tokens, self.config.train.action_targets), kl=kl,
+            targets = self.config.train.action_targets
+            return seg, dict(action_measures(self.action_space, action_logits, tokens, targets), kl=kl,
                              mean_beta=masked_mean(seg.switch, tokens.mask))
 
         def loss(trainable, base, e, tokens, key, kl_weight, gate_weight=0.0):  # no beta gate to price

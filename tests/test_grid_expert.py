@@ -108,5 +108,5 @@ def test_the_recorded_policy_is_the_distribution_the_labelled_action_was_drawn_f
     assert (np.take_along_axis(policy, actions[..., None], -1)[..., 0][mask] > 0).all()
     if eps == 0.0 or labels == "optimal":  # uniform over the optimal moves: every entry 0 or 1 / their number
         support = policy > 0
-        np.testing.assert_allclose(policy[support], (1.0 / np.maximum(support.sum(-1, keepdims=True), 1)).repeat(4, -1)[support],
-                                   atol=1e-6)
+        share = 1.0 / np.maximum(support.sum(-1, keepdims=True), 1)
+        np.testing.assert_allclose(policy[support], share.repeat(4, -1)[support], atol=1e-6)

@@ -8,7 +8,9 @@ resumes). Measures come from held-out expert episodes of the full time limit, wi
 best matches the true subgoal boundaries (switch F1, then binary fraction, then action NLL):
 the labels select among alphas, they never train anything. For the chosen metacontroller,
 `"prior_codes"` runs it alone with codes drawn from its prior (where internal RL starts) on
-the pretraining tasks and on the post-training task, subgoal by subgoal.
+the pretraining tasks and on the post-training task, subgoal by subgoal, and `"code_oracle"`
+fits the best code per subgoal through its decoder and runs them on the post-training task
+(the most internal RL could get from that decoder).
 """
 
 from __future__ import annotations
@@ -153,8 +155,10 @@ def exported_measures(config, discoverer: Discoverer, folder: Path) -> dict:
     where the config asks for it."""
     from irl.discovery import load_discovered
 
-    discovered = load_discovered(folder.parent, folder.name)
     out = {}
+    if config.eval.prior_episodes == 0 and config.eval.code_oracle.steps == 0:
+        return out
+    discovered = load_discovered(folder.parent, folder.name)
     if config.eval.prior_episodes > 0:
         out["prior_codes"] = {
             tasks: prior_code_chain(discovered, discoverer.pretrainer.config.env, tasks,
