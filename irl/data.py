@@ -71,6 +71,31 @@ def expert_episode(env: GridPinpad, params: GridPinpadParams, key: jax.Array, ep
     )
 
 
+def drop_prefixes(batch: ExpertBatch, key: jax.Array, fraction: float) -> ExpertBatch:
+    """A `fraction` of the episodes (drawn independently) lose a prefix of uniform length in
+    1..length-1 steps: the row then starts mid-episode with no history, so whatever the
+    expert does next is not predicted by what came before. Per-step fields shift left; the
+    freed tail is padding (mask False, the last observation repeated, zero actions and policy;
+    subgoal and progress there are not labels)."""
+    cut_key, offset_key = jax.random.split(key)
+    n, steps = batch.mask.shape
+    cut = jax.random.uniform(cut_key, (n,)) < fraction
+    offset = jnp.where(cut & (batch.length > 1),
+                       jax.random.randint(offset_key, (n,), 1, jnp.maximum(batch.length, 2)), 0)
+    t = jnp.arange(steps)[None, :] + offset[:, None]  # [n, T]: the source step of each step
+    inside = t < batch.length[:, None]
+    source = jnp.minimum(t, steps - 1)
+    take = lambda x: jnp.take_along_axis(x, source.reshape(n, steps, *([1] * (x.ndim - 2))), axis=1)
+    zero = lambda x: jnp.where(inside.reshape(n, steps, *([1] * (x.ndim - 2))), take(x), 0)
+    obs_source = jnp.minimum(jnp.arange(steps + 1)[None, :] + offset[:, None], batch.length[:, None])
+    return batch.replace(
+        obs=jnp.take_along_axis(batch.obs, obs_source[..., None], axis=1),
+        actions=zero(batch.actions), optimal_actions=zero(batch.optimal_actions), mask=inside & take(batch.mask),
+        subgoal=take(batch.subgoal), progress=take(batch.progress), length=batch.length - offset,
+        policy=None if batch.policy is None else zero(batch.policy),
+    )
+
+
 LABELS = ("taken", "optimal")
 
 

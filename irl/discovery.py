@@ -49,7 +49,7 @@ import orbax.checkpoint as ocp
 from irl.control import compile as compile_
 from irl.control import metacontroller as mc
 from irl.control.discovered import Discovered
-from irl.data import ExpertBatch, TokenBatch, episode_tokens
+from irl.data import ExpertBatch, TokenBatch, drop_prefixes, episode_tokens
 from irl.models.base import BaseModel, make_base_model
 from irl.pretraining import MAX_EPISODE_STEPS, SCHEDULES, load_pretrained, make_optimizer
 
@@ -81,6 +81,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
     need(config.layer >= -1, f"layer must be -1 (L/2) or a layer index, got {config.layer}")
     data, train, optim = config.data, config.train, config.optim
     need(data.batch >= 1, f"data.batch must be >= 1, got {data.batch}")
+    need(0 <= data.drop_prefixes <= 1, f"data.drop_prefixes must be in [0, 1], got {data.drop_prefixes}")
     longest = max(MAX_EPISODE_STEPS.values())  # the model's own environment is checked once it is loaded
     need(1 <= data.max_episode_steps <= longest,
          f"data.max_episode_steps must be in 1..{longest}, got {data.max_episode_steps}")
@@ -198,6 +199,8 @@ class Discoverer:
         if c.train.action_targets == "expert_policy" and env_name != "grid_pinpad":
             raise ValueError(f"bad discovery config: train.action_targets='expert_policy' needs the grid's expert "
                              f"(its data records the expert's action distribution), not {env_name}")
+        if c.data.drop_prefixes > 0 and env_name != "grid_pinpad":
+            raise ValueError(f"bad discovery config: data.drop_prefixes cuts the grid's expert episodes, not {env_name}'s")
         if c.data.max_episode_steps > MAX_EPISODE_STEPS[env_name]:
             raise ValueError(f"bad discovery config: data.max_episode_steps must be <= {MAX_EPISODE_STEPS[env_name]} "
                              f"on {env_name}, got {c.data.max_episode_steps}")
@@ -308,7 +311,11 @@ class Discoverer:
         }
 
     def tokens(self, key: jax.Array) -> TokenBatch:
-        return episode_tokens(self.expert(key))
+        fraction = self.config.data.drop_prefixes
+        if fraction == 0:
+            return episode_tokens(self.expert(key))
+        data_key, cut_key = jax.random.split(key)
+        return episode_tokens(drop_prefixes(self.expert(data_key), cut_key, fraction))
 
     def _seed_step(self, method: Method, optimizer, trainable, opt_state, base, seed_key, step):
         """One optimiser step for every alpha of one seed, all on the same batch and noise."""

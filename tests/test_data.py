@@ -82,3 +82,24 @@ def test_optimal_action_labels_match_taken_actions_without_noise_and_are_optimal
             state = template.replace(agent=agent, colors=colors, walls=walls, task=PRETRAIN.tasks[task_id],
                                      task_len=PRETRAIN.task_lens[task_id], progress=noisy.progress[i, t])
             assert bool(optimal_at(state)[noisy.optimal_actions[i, t]]), (i, t)
+
+
+def test_dropped_prefixes_leave_the_rest_of_each_episode_in_place():
+    from helpers import ENV, PRETRAIN
+
+    from irl.data import drop_prefixes, make_expert_data
+
+    batch = make_expert_data(ENV, PRETRAIN, 32, max_steps=60)(jax.random.key(0))
+    cut = drop_prefixes(batch, jax.random.key(1), 0.5)
+    offset = np.asarray(batch.length - cut.length)
+    assert 0 < (offset > 0).sum() < 32 and (np.asarray(cut.length) >= 1).all()
+    for i in range(32):
+        o, n = int(offset[i]), int(cut.length[i])
+        np.testing.assert_array_equal(cut.obs[i, : n + 1], batch.obs[i, o : o + n + 1])
+        np.testing.assert_array_equal(cut.obs[i, n + 1 :], np.broadcast_to(batch.obs[i, o + n], cut.obs[i, n + 1 :].shape))
+        for field in ("actions", "subgoal", "progress", "policy"):
+            np.testing.assert_array_equal(getattr(cut, field)[i, :n], getattr(batch, field)[i, o : o + n])
+        assert not np.asarray(cut.actions[i, n:]).any() and not np.asarray(cut.policy[i, n:]).any()
+        assert np.asarray(cut.mask[i]).sum() == n and np.asarray(cut.mask[i, :n]).all()
+    untouched = drop_prefixes(batch, jax.random.key(1), 0.0)
+    assert jax.tree.all(jax.tree.map(lambda a, b: bool((a == b).all()), untouched, batch))

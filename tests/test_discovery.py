@@ -41,6 +41,7 @@ def test_the_paper_preset_is_the_spec():
     (lambda c: c.eval.code_oracle.update(steps=5, batch=0), "code_oracle"),
     (lambda c: c.metacontroller.update(encoder_inputs="past"), "encoder_inputs"),
     (lambda c: c.train.update(action_targets="mean"), "action_targets"),
+    (lambda c: c.data.update(drop_prefixes=1.5), "drop_prefixes"),
 ])
 def test_bad_configs_fail_before_any_compute(change, message, tmp_path):
     config = discover_config("tiny")
@@ -57,11 +58,15 @@ def test_rows_longer_than_the_models_world_fail_before_the_model_is_loaded(tmp_p
         Discoverer(config, tmp_path)
 
 
-def test_expert_policy_targets_need_the_grids_expert(tmp_path):
+@pytest.mark.parametrize("change, message", [
+    (lambda c: c.train.update(action_targets="expert_policy"), "grid's expert"),
+    (lambda c: c.data.update(drop_prefixes=0.5), "grid's expert episodes"),
+])
+def test_options_that_need_the_grids_expert_are_refused_on_the_ant(change, message, tmp_path):
     (tmp_path / "config.json").write_text('{"env": "ant_pinpad"}')  # refused before the model is loaded
     config = discover_config("tiny")
-    config.train.action_targets = "expert_policy"
-    with pytest.raises(ValueError, match="grid's expert"):
+    change(config)
+    with pytest.raises(ValueError, match=message):
         Discoverer(config, tmp_path)
 
 

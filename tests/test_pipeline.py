@@ -83,15 +83,17 @@ def test_probes_and_controllers(reproduced):
     assert (workdir / "control" / "controlled_episode.png").exists()
 
 
-def test_discovery_with_one_alpha_a_future_only_encoder_and_the_experts_policy(reproduced, tmp_path):
+def test_discovery_with_one_alpha_and_every_option_of_ours(reproduced, tmp_path):
     """A single alpha is a sweep of one (it once crashed the summary); the encoder that reads
-    only the future's observations and the expert's-policy targets train through the same stage."""
+    only the future's observations, the expert's-policy targets and the dropped prefixes train
+    through the same stage."""
     from irl.stages.discover import discover
 
     config = discover_config("tiny")
     config.update(methods=("metacontroller",), alphas=(0.3,))
     config.metacontroller.encoder_inputs = "future_observations"
     config.train.action_targets = "expert_policy"
+    config.data.drop_prefixes = 0.5
     config.eval.update(prior_episodes=0)
     config.eval.code_oracle.steps = 0
     saved = discover(config, reproduced[0] / "pretrain", tmp_path, progress=False)

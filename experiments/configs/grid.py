@@ -101,7 +101,9 @@ def discover_config(preset: str) -> ml_collections.ConfigDict:
     c.best_alpha = -1.0  # < 0: the alpha with the best held-out switch F1
     # one episode per row; episodes longer than max_episode_steps are cut (a prefix is still a
     # correct teacher-forced sequence)
-    c.data = ml_collections.ConfigDict(dict(batch=512, max_episode_steps=100))
+    # drop_prefixes (ours): the fraction of training episodes that start at a random step, with
+    # no history (0: none, the paper)
+    c.data = ml_collections.ConfigDict(dict(batch=512, max_episode_steps=100, drop_prefixes=0.0))
     c.optim = ml_collections.ConfigDict(dict(
         lr=1e-3, weight_decay=0.03, b1=0.9, b2=0.999, schedule="constant", warmup_steps=0,
         final_lr_fraction=1.0, grad_clip=0.0, decay_biases=True,  # False: no decay of biases and gains
