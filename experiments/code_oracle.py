@@ -8,8 +8,10 @@ tasks' expert episodes (true subgoals), then switched by the true progress on th
 task (irl/stages/discover.py: code_oracle). It runs on (a) the exported metacontroller's
 decoder, internal RL's ceiling on it, and (b) as the check, the hypernetwork of supervised
 controllers trained here at L/2 (analysis config), which is known to express the unseen
-transitions: its one-hot codes' own success is reported beside the fitted codes'. First
-pretrained model, grid only.
+transitions: its one-hot codes' own success is reported beside the fitted codes'. And (c), an
+upper bound on (a) that uses what RL never sees, one code per subgoal position of the
+post-training task fitted on that task's expert episodes, so that codes may depend on the
+history as a policy's may. First pretrained model, grid only.
 """
 
 from __future__ import annotations
@@ -42,6 +44,8 @@ PRETRAINED = flags.DEFINE_string("pretrained", "runs/grid-small/pretrain", "pret
 DISCOVERY = flags.DEFINE_string("discovery", "runs/grid-small/discover", "discovery workdir")
 OUT = flags.DEFINE_string("out", "runs/grid-small/code_oracle.json", "output file")
 CHECK = flags.DEFINE_bool("check", True, "also run the check on supervised controllers")
+POST_FIT = flags.DEFINE_bool("post_fit", True, "also fit one code per subgoal position on the post-training "
+                             "task's expert episodes (an upper bound: codes may depend on the history)")
 
 
 def supervised_check(pretrainer, params, analysis, oracle, key) -> dict:
@@ -72,6 +76,9 @@ def main(_):
     key = jax.random.key(DISCOVER.value.seed)
     result = {"metacontroller": discovered_code_oracle(load_discovered(DISCOVERY.value, "metacontroller"), pretrainer,
                                                        jax.random.fold_in(key, 0), oracle)}
+    if POST_FIT.value:
+        result["metacontroller_post_fit"] = discovered_code_oracle(
+            load_discovered(DISCOVERY.value, "metacontroller"), pretrainer, jax.random.fold_in(key, 2), oracle, "post")
     if CHECK.value:
         result["supervised_check"] = supervised_check(pretrainer, params, ANALYSIS.value, oracle,
                                                       jax.random.fold_in(key, 1))

@@ -123,7 +123,8 @@ def test_discovery(reproduced):
         reached = prior["subgoals"]["reached"]
         assert len(reached) == n_subgoals and prior["success"] == reached[-1]
     oracle = saved["code_oracle"]  # one code per subgoal through the frozen decoder, switched by the truth
-    assert oracle["steps"] == config.eval.code_oracle.steps and 0.0 <= oracle["success"] <= 1.0
+    assert oracle["steps"] == config.eval.code_oracle.steps and oracle["fit_on"] == "pretrain"
+    assert 0.0 <= oracle["success"] <= 1.0
     assert np.isfinite(oracle["train_action_nll"]["last"]) and len(oracle["code_norms"]) == 4
     assert len(saved["cotrained"]["by_alpha"]) == len(config.cotrained.alphas)
     assert (workdir / "rate_distortion.png").stat().st_size > 0
@@ -219,3 +220,10 @@ def test_the_code_oracle_check_runs_on_supervised_controllers(reproduced):
                              jax.random.key(0))
     assert 0.0 <= check["one_hot_codes_success"] <= 1.0 and 0.0 <= check["fitted_codes"]["success"] <= 1.0
     assert check["layer"] == pretrainer.model.n_layers // 2
+    # the upper bound: one code per position of the post-training task's six subgoals
+    from irl.discovery import load_discovered
+    from irl.stages.discover import discovered_code_oracle
+
+    bound = discovered_code_oracle(load_discovered(reproduced[0] / "discover", "metacontroller"), pretrainer,
+                                   jax.random.key(1), discover_config("tiny").eval.code_oracle, fit_on="post")
+    assert bound["fit_on"] == "post" and len(bound["code_norms"]) == 6 and 0.0 <= bound["success"] <= 1.0

@@ -63,10 +63,14 @@ def train_controllers(model: BaseModel, base_params, tokens: Callable[[jax.Array
 
 def run_controlled(model: BaseModel, base_params, ctrl_params, cfg: linear.ControllerConfig, layer: int, env,
                    env_params, key: jax.Array, n_episodes: int, record: bool = False,
-                   action_space=CategoricalActions(), last_states: bool = False) -> Episodes:
-    """Closed-loop episodes with the controller of the environment's true current subgoal."""
+                   action_space=CategoricalActions(), last_states: bool = False,
+                   code_of: Callable | None = None) -> Episodes:
+    """Closed-loop episodes with the controller of the environment's true current subgoal
+    (code_of: state -> the code's index instead, e.g. the subgoal's position in the task)."""
+    code_of = env.current_subgoal if code_of is None else code_of
+
     def steer(e, state):
-        a, b = linear.factors(ctrl_params, jax.nn.one_hot(jax.vmap(env.current_subgoal)(state), cfg.code_dim), cfg)
+        a, b = linear.factors(ctrl_params, jax.nn.one_hot(jax.vmap(code_of)(state), cfg.code_dim), cfg)
         return linear.apply(e, a, b)
 
     return run_base_model(model, base_params, env, env_params, key, n_episodes, layer=layer, steer=steer, record=record,
@@ -82,16 +86,17 @@ def codes_as_controllers(decoder_params: dict, codes: jax.Array) -> dict:
 
 def train_subgoal_codes(model: BaseModel, base_params, decoder_params: dict, decoder_cfg: linear.ControllerConfig,
                         tokens: Callable[[jax.Array], TokenBatch], key: jax.Array, layer: int, steps: int,
-                        lr: float = 3e-2, action_space=CategoricalActions()) -> tuple[jax.Array, dict]:
-    """One code per subgoal (codes [N_SUBGOALS, Z]) through a frozen decoder (a discovered
-    metacontroller's), fitted by the expert's action likelihood with the true subgoal's code,
-    as the supervised controllers are: the best that choosing a code per subgoal can do with
-    that decoder. Returns (codes, {"nll", "agreement"} per step)."""
-    cfg = dataclasses.replace(decoder_cfg, code_dim=N_SUBGOALS)
+                        lr: float = 3e-2, action_space=CategoricalActions(),
+                        n_codes: int = N_SUBGOALS) -> tuple[jax.Array, dict]:
+    """One code per subgoal (codes [n_codes, Z]; the rows' `subgoal` indexes them) through a
+    frozen decoder (a discovered metacontroller's), fitted by the expert's action likelihood
+    with the true subgoal's code, as the supervised controllers are: the best that choosing a
+    code per subgoal can do with that decoder. Returns (codes, {"nll", "agreement"} per step)."""
+    cfg = dataclasses.replace(decoder_cfg, code_dim=n_codes)
     init_key, key = jax.random.split(key)
     # drawn from the prior the decoder was trained under (zero codes are a saddle of the
     # factored U = A B^T: both factors, and so both gradients, vanish)
-    codes = jax.random.normal(init_key, (N_SUBGOALS, decoder_cfg.code_dim))
+    codes = jax.random.normal(init_key, (n_codes, decoder_cfg.code_dim))
     optimizer = optax.adam(lr)
 
     def step(carry, step_key):

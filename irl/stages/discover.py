@@ -104,49 +104,68 @@ def prior_code_chain(discovered, env_name: str, tasks: str, key: jax.Array, n_ep
 
 
 def code_oracle(model, base_params, decoder: dict, decoder_cfg, layer: int, pretrainer, key: jax.Array, steps: int,
-                batch: int, eval_episodes: int) -> dict:
+                batch: int, eval_episodes: int, fit_on: str = "pretrain") -> dict:
     """The ceiling internal RL has on a decoder (a code -> controller map, here a discovered
     metacontroller's, frozen): one code per subgoal fitted through it on the pretraining
     tasks' expert episodes with the true subgoal (as the supervised controllers are,
     irl/analysis/supervised_control.py), then switched by the true progress on the
     post-training task. Where the supervised controllers succeed and this does not, the decoder
-    cannot express the unseen transitions, whatever a policy chooses. One base model's params."""
+    cannot express the unseen transitions, whatever a policy chooses. One base model's params.
+
+    fit_on="post" (the grid; an upper bound that uses what RL never sees): one code per
+    subgoal *position* of the post-training task, fitted on the expert's episodes of that task,
+    so a code may depend on what came before, as a policy's may."""
     from irl.analysis.supervised_control import N_SUBGOALS, codes_as_controllers, run_controlled, train_subgoal_codes
+    from irl.data import episode_tokens, make_expert_data
     from irl.stages.control import subgoal_completion
 
+    if fit_on not in ("pretrain", "post"):
+        raise ValueError(f"fit_on must be 'pretrain' or 'post', got {fit_on!r}")
     env, action_space = pretrainer.env, pretrainer.action_space
     _, post_params = envs.make(pretrainer.config.env, tasks="post")
-    tokens = pretrainer.token_batches(batch, pretrainer.config.data.max_episode_steps)
-    table_cfg = dataclasses.replace(decoder_cfg, code_dim=N_SUBGOALS)
+    per_subgoal = env.colors_per_subgoal
+    n_post_subgoals = int(post_params.task_lens[0]) // per_subgoal
+    if fit_on == "pretrain":
+        n_codes, code_of = N_SUBGOALS, None
+        tokens = pretrainer.token_batches(batch, pretrainer.config.data.max_episode_steps)
+    else:
+        n_codes = n_post_subgoals
+        position = lambda progress: jnp.minimum(progress // per_subgoal, n_codes - 1)
+        code_of = lambda state: position(state.progress)
+        demos = make_expert_data(env, post_params, batch)
+
+        def tokens(key):
+            episodes = demos(key)
+            return episode_tokens(episodes.replace(subgoal=position(episodes.progress)))
+    table_cfg = dataclasses.replace(decoder_cfg, code_dim=n_codes)
 
     @jax.jit
     def fit_and_run(key):
         fit_key, run_key = jax.random.split(key)
         codes, history = train_subgoal_codes(model, base_params, decoder, decoder_cfg, tokens, fit_key, layer, steps,
-                                             action_space=action_space)
+                                             action_space=action_space, n_codes=n_codes)
         episodes = run_controlled(model, base_params, codes_as_controllers(decoder, codes), table_cfg, layer, env,
-                                  post_params, run_key, eval_episodes, action_space=action_space)
+                                  post_params, run_key, eval_episodes, action_space=action_space, code_of=code_of)
         return codes, history, episodes
 
     codes, history, episodes = jax.device_get(fit_and_run(key))
     success = np.asarray(episodes.success)
-    n_post_subgoals = int(post_params.task_lens[0]) // env.colors_per_subgoal
     tail = max(1, steps // 10)
-    return {"steps": steps, "episodes": eval_episodes, "success": float(success.mean()),
+    return {"fit_on": fit_on, "steps": steps, "episodes": eval_episodes, "success": float(success.mean()),
             "subgoal_completion": subgoal_completion(np.asarray(episodes.progress), success, n_post_subgoals,
-                                                     env.colors_per_subgoal),
+                                                     per_subgoal),
             "train_action_nll": {"first": float(np.mean(history["nll"][:tail])),
                                  "last": float(np.mean(history["nll"][-tail:]))},
             "code_norms": np.linalg.norm(codes, axis=-1).tolist()}
 
 
-def discovered_code_oracle(discovered, pretrainer, key: jax.Array, oracle) -> dict:
+def discovered_code_oracle(discovered, pretrainer, key: jax.Array, oracle, fit_on: str = "pretrain") -> dict:
     """`code_oracle` on an exported metacontroller's decoder, first pretrained model; oracle:
     the config's eval.code_oracle (steps, batch, episodes)."""
     first = lambda tree: jax.tree.map(lambda x: x[0], tree)
     return code_oracle(discovered.model, first(discovered.base_params), first(discovered.mc_params)["decoder"],
                        discovered.mc_cfg.decoder, discovered.layer, pretrainer, key, oracle.steps, oracle.batch,
-                       oracle.episodes)
+                       oracle.episodes, fit_on)
 
 
 def exported_measures(config, discoverer: Discoverer, folder: Path) -> dict:
