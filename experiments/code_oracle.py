@@ -74,11 +74,11 @@ def main(_):
     if oracle.steps < 1:
         raise ValueError("discover_config.eval.code_oracle.steps must be >= 1")
     key = jax.random.key(DISCOVER.value.seed)
-    result = {"metacontroller": discovered_code_oracle(load_discovered(DISCOVERY.value, "metacontroller"), pretrainer,
-                                                       jax.random.fold_in(key, 0), oracle)}
+    discovered = load_discovered(DISCOVERY.value, "metacontroller")
+    result = {"metacontroller": discovered_code_oracle(discovered, pretrainer, jax.random.fold_in(key, 0), oracle)}
     if POST_FIT.value:
-        result["metacontroller_post_fit"] = discovered_code_oracle(
-            load_discovered(DISCOVERY.value, "metacontroller"), pretrainer, jax.random.fold_in(key, 2), oracle, "post")
+        result["metacontroller_post_fit"] = discovered_code_oracle(discovered, pretrainer, jax.random.fold_in(key, 2),
+                                                                   oracle, "post")
     if CHECK.value:
         result["supervised_check"] = supervised_check(pretrainer, params, ANALYSIS.value, oracle,
                                                       jax.random.fold_in(key, 1))

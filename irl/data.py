@@ -183,7 +183,8 @@ def pack_episodes(batch: ExpertBatch, rows: int, length: int) -> TokenBatch:
             mask=valid & ep.mask[k, t],
             segments=episode.astype(jnp.int32),
             subgoal=ep.subgoal[k, t],
-            policy=None if getattr(ep, "policy", None) is None else jnp.where(valid[:, None], ep.policy[k, t], 0.0),
+            policy=(None if getattr(ep, "policy", None) is None
+                    else jnp.where(valid[:, None], ep.policy[k, t], 0.0)),
         )
 
     return jax.vmap(row)(grouped)

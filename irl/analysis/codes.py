@@ -62,4 +62,3 @@ def subgoal_chain(progress: np.ndarray, n_subgoals: int, colors_per_subgoal: int
     before = [1.0] + reached[:-1]
     given = [r / b if b > 0 else None for r, b in zip(reached, before)]
     return {"reached": reached, "given_previous": given}
-
