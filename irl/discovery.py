@@ -47,6 +47,7 @@ import optax
 import orbax.checkpoint as ocp
 
 from irl.control import compile as compile_
+from irl.control import linear
 from irl.control import metacontroller as mc
 from irl.control.discovered import Discovered
 from irl.data import ExpertBatch, TokenBatch, drop_prefixes, episode_tokens
@@ -93,6 +94,9 @@ def validate(config: ml_collections.ConfigDict) -> None:
     need(train.kl_warmup_steps >= 0 and train.kl_free_steps >= 0,
          f"train.kl_free_steps and train.kl_warmup_steps must be >= 0, got {train.kl_free_steps}, {train.kl_warmup_steps}")
     need(train.gate_entropy >= 0, f"train.gate_entropy must be >= 0, got {train.gate_entropy}")
+    need(train.memoryless_window >= 0 and train.memoryless_weight >= 0,
+         f"train.memoryless_window and train.memoryless_weight must be >= 0, got {train.memoryless_window}, "
+         f"{train.memoryless_weight}")
     need(train.action_targets in ACTION_TARGETS,
          f"train.action_targets must be one of {ACTION_TARGETS}, got {train.action_targets!r}")
     need(train.eval_every >= 0 and train.eval_every % train.chunk_steps == 0,
@@ -195,7 +199,11 @@ class Discoverer:
             raise FileNotFoundError(f"no pretraining run in {self.pretrained_workdir} (config.json missing): "
                                     "run the pretraining stage first")
         c = self.config
-        env_name = json.loads(config_file.read_text())["env"]  # before the model is loaded
+        pretraining = json.loads(config_file.read_text())  # checked before the model is loaded
+        env_name = pretraining["env"]
+        if c.train.memoryless_window and pretraining.get("model", {}).get("arch") != "transformer":
+            raise ValueError("bad discovery config: train.memoryless_window limits a transformer's attention, "
+                             f"not that of the {env_name} base model ({pretraining.get('model', {}).get('arch')})")
         if c.train.action_targets == "expert_policy" and env_name != "grid_pinpad":
             raise ValueError(f"bad discovery config: train.action_targets='expert_policy' needs the grid's expert "
                              f"(its data records the expert's action distribution), not {env_name}")
@@ -206,6 +214,9 @@ class Discoverer:
                              f"on {env_name}, got {c.data.max_episode_steps}")
         self.pretrainer, self.base_params = load_pretrained(self.pretrained_workdir)
         self.model: BaseModel = self.pretrainer.model
+        self.memoryless_model = (BaseModel(self.model.arch, dataclasses.replace(self.model.cfg,
+                                                                                window=c.train.memoryless_window))
+                                 if c.train.memoryless_window else None)
         self.action_space, self.obs_space = self.pretrainer.action_space, self.pretrainer.obs_space
         self.layer = self.model.n_layers // 2 if c.layer < 0 else c.layer
         if not 0 <= self.layer <= self.model.n_layers:
@@ -259,17 +270,32 @@ class Discoverer:
             return seq, measures
 
         rate = "kl_switched" if self.config.train.kl_by_beta else "kl"
+        memoryless = self.memoryless_model if not cotrained else None
+        memoryless_weight = self.config.train.memoryless_weight
 
         def loss(trainable, base, e, tokens, key, kl_weight, gate_weight=0.0):
-            _, m = run(trainable, base, e, tokens, key, sample=True, switch_noise=True)
+            seq, m = run(trainable, base, e, tokens, key, sample=True, switch_noise=True)
             penalty = kl_weight * m[rate] + gate_weight * m["gate_entropy"]
-            return m["action_nll"] + penalty + obs_coef * m.get("obs_nll", 0.0), m
+            total = m["action_nll"] + penalty + obs_coef * m.get("obs_nll", 0.0)
+            if memoryless is not None:
+                m["memoryless_action_nll"] = self._memoryless_nll(memoryless, trainable["mc"], cfg, base, seq.z, tokens)
+                total = total + memoryless_weight * m["memoryless_action_nll"]
+            return total, m
 
         def analyse(trainable, base, e, tokens, key, sample, hard_switch):
             seq, m = run(trainable, base, e, tokens, key, sample, hard_switch=hard_switch)
             return dict(m, beta=seq.beta, z=seq.z)
 
         return Method(name, alphas, steps, not cotrained, init, loss, analyse, cfg)
+
+    def _memoryless_nll(self, memoryless: BaseModel, mc_params, cfg, base, z, tokens) -> jax.Array:
+        """The action NLL of the same codes steering the base model through a short attention
+        window (train.memoryless_window): a view of the model that cannot tell from its own
+        context which subgoals may come next, so only codes that name the subgoal itself lower it."""
+        e = jax.lax.stop_gradient(memoryless.lower(base, tokens.obs, self.layer))
+        a, b = mc.controller(mc_params, z, cfg)
+        action_logits, _ = memoryless.upper(base, linear.apply(e, a, b), self.layer)
+        return action_measures(self.action_space, action_logits, tokens, self.config.train.action_targets)["action_nll"]
 
     def _compile_method(self, cfg: compile_.CompileConfig) -> Method:
         model, layer = self.model, self.layer

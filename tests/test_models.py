@@ -64,6 +64,38 @@ def test_causal_output_at_t_ignores_later_inputs(setup):
     assert float(jnp.max(jnp.abs(a[:, 7:] - b[:, 7:]))) > 1e-3
 
 
+def test_attention_window_limits_the_reach_of_every_layer_and_steps_match_the_full_pass():
+    import dataclasses
+    _, cfg = MODELS["transformer"]
+    window, layer = 3, 2
+    windowed = dataclasses.replace(cfg, window=window)
+    params = tf.init(jax.random.key(0), cfg)
+    params["rel_bias"] = jax.random.normal(jax.random.key(1), params["rel_bias"].shape)
+    obs = jax.random.bernoulli(jax.random.key(2), 0.3, (2, T, cfg.obs_size)).astype(jnp.uint8)
+    # after `layer` blocks, token t has seen tokens back to t - layer * (window - 1) and no further
+    reach = layer * (window - 1)
+    t = T - 1
+    changed_far = obs.at[:, t - reach - 1].set(1 - obs[:, t - reach - 1])
+    changed_near = obs.at[:, t - reach].set(1 - obs[:, t - reach])
+    e = tf.lower(params, obs, layer, windowed)
+    np.testing.assert_allclose(tf.lower(params, changed_far, layer, windowed)[:, t], e[:, t], atol=1e-6)
+    assert float(jnp.max(jnp.abs(tf.lower(params, changed_near, layer, windowed)[:, t] - e[:, t]))) > 1e-4
+    unlimited = tf.lower(params, changed_far, layer, cfg)[:, t] - tf.lower(params, obs, layer, cfg)[:, t]
+    assert float(jnp.max(jnp.abs(unlimited))) > 1e-4
+    # a window as long as the sequence is the whole past
+    np.testing.assert_allclose(tf.forward(params, obs, dataclasses.replace(cfg, window=T))[0],
+                               tf.forward(params, obs, cfg)[0], atol=1e-6)
+    # one token at a time with the cache gives the windowed full pass
+    def body(cache, o):
+        e, cache = tf.lower_step(params, cache, o, layer, windowed)
+        return tf.upper_step(params, cache, e, layer, windowed)[::-1]
+
+    stepped = jax.lax.scan(body, tf.init_cache(windowed, (2,), T), jnp.swapaxes(obs, 0, 1))[1][0]
+    np.testing.assert_allclose(jnp.swapaxes(stepped, 0, 1), tf.forward(params, obs, windowed)[0], atol=1e-4)
+    with pytest.raises(ValueError, match="window"):
+        tf.TransformerConfig(window=-1)
+
+
 def test_relative_buckets_and_bad_layer():
     buckets = np.asarray(tf.relative_bucket(jnp.arange(200), 32, 128))
     assert (buckets[:16] == np.arange(16)).all() and (np.diff(buckets) >= 0).all() and buckets.max() == 31

@@ -35,11 +35,16 @@ class TransformerConfig:
     max_distance: int = 128
     init_scale: float = 0.1  # variance scale of the initialiser
     encoder: str = "linear"  # see irl/models/encoders.py
+    # (ours) attend to the last `window` tokens only, the token itself included (0: the whole
+    # past, the paper); a window the frozen model is run with, not one it must be trained with
+    window: int = 0
 
     def __post_init__(self):
         for name in ("obs_size", "n_actions", "n_layers", "width", "n_heads", "head_dim", "mlp_width", "n_buckets"):
             if getattr(self, name) < 1:
                 raise ValueError(f"TransformerConfig.{name} must be >= 1, got {getattr(self, name)}")
+        if self.window < 0:
+            raise ValueError(f"window must be >= 0 (0: the whole past), got {self.window}")
         if self.n_buckets % 2:
             raise ValueError(f"n_buckets must be even (half exact, half logarithmic), got {self.n_buckets}")
         check_encoder(self.encoder, self.obs_size)
@@ -147,11 +152,15 @@ def _block(p, e, bias, cfg, write_kv=None):
 
 
 def _bias(params, cfg, query_pos, key_pos):
-    """[H, Tq, Tk] relative bias, -inf where the key lies in the future."""
+    """[H, Tq, Tk] relative bias, -inf where the key lies in the future (or further back than
+    the window)."""
     distance = query_pos[:, None] - key_pos[None, :]
     bucket = relative_bucket(jnp.maximum(distance, 0), cfg.n_buckets, cfg.max_distance)
     bias = jnp.moveaxis(params["rel_bias"][bucket], -1, 0)
-    return jnp.where(distance >= 0, bias, -jnp.inf)
+    visible = distance >= 0
+    if cfg.window:
+        visible &= distance < cfg.window
+    return jnp.where(visible, bias, -jnp.inf)
 
 
 def _run_blocks(params, e, start, stop, cfg, segments=None):
