@@ -51,6 +51,7 @@ from irl.control import linear
 from irl.control import metacontroller as mc
 from irl.control.discovered import Discovered
 from irl.data import ExpertBatch, TokenBatch, drop_prefixes, episode_tokens
+from irl.envs import grid_symmetry
 from irl.models.base import BaseModel, make_base_model
 from irl.pretraining import MAX_EPISODE_STEPS, SCHEDULES, load_pretrained, make_optimizer
 
@@ -94,9 +95,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
     need(train.kl_warmup_steps >= 0 and train.kl_free_steps >= 0,
          f"train.kl_free_steps and train.kl_warmup_steps must be >= 0, got {train.kl_free_steps}, {train.kl_warmup_steps}")
     need(train.gate_entropy >= 0, f"train.gate_entropy must be >= 0, got {train.gate_entropy}")
-    need(train.memoryless_window >= 0 and train.memoryless_weight >= 0,
-         f"train.memoryless_window and train.memoryless_weight must be >= 0, got {train.memoryless_window}, "
-         f"{train.memoryless_weight}")
+    need(train.view_window >= 0 and train.view_weight >= 0,
+         f"train.view_window and train.view_weight must be >= 0, got {train.view_window}, {train.view_weight}")
     need(train.action_targets in ACTION_TARGETS,
          f"train.action_targets must be one of {ACTION_TARGETS}, got {train.action_targets!r}")
     need(train.eval_every >= 0 and train.eval_every % train.chunk_steps == 0,
@@ -121,6 +121,12 @@ def validate(config: ml_collections.ConfigDict) -> None:
         compile_config(config, width=max(config.metacontroller.rank or 1, 1), obs_size=1)
     except (ValueError, TypeError) as error:
         raise ValueError(f"bad discovery config: {error}") from error
+
+
+def has_second_view(config: ml_collections.ConfigDict) -> bool:
+    """Whether the loss scores the codes through a second view of the episodes (train.view_*)."""
+    train = config.train
+    return train.view_weight > 0 and (train.view_window > 0 or bool(train.view_symmetry))
 
 
 def metacontroller_config(config: ml_collections.ConfigDict, width: int, force_beta_one: bool = False):
@@ -201,9 +207,11 @@ class Discoverer:
         c = self.config
         pretraining = json.loads(config_file.read_text())  # checked before the model is loaded
         env_name = pretraining["env"]
-        if c.train.memoryless_window and pretraining.get("model", {}).get("arch") != "transformer":
-            raise ValueError("bad discovery config: train.memoryless_window limits a transformer's attention, "
+        if c.train.view_window and pretraining.get("model", {}).get("arch") != "transformer":
+            raise ValueError("bad discovery config: train.view_window limits a transformer's attention, "
                              f"not that of the {env_name} base model ({pretraining.get('model', {}).get('arch')})")
+        if c.train.view_symmetry and env_name != "grid_pinpad":
+            raise ValueError(f"bad discovery config: train.view_symmetry turns the grid's board, not {env_name}'s")
         if c.train.action_targets == "expert_policy" and env_name != "grid_pinpad":
             raise ValueError(f"bad discovery config: train.action_targets='expert_policy' needs the grid's expert "
                              f"(its data records the expert's action distribution), not {env_name}")
@@ -214,9 +222,9 @@ class Discoverer:
                              f"on {env_name}, got {c.data.max_episode_steps}")
         self.pretrainer, self.base_params = load_pretrained(self.pretrained_workdir)
         self.model: BaseModel = self.pretrainer.model
-        self.memoryless_model = (BaseModel(self.model.arch, dataclasses.replace(self.model.cfg,
-                                                                                window=c.train.memoryless_window))
-                                 if c.train.memoryless_window else None)
+        # the model of the second view (None: no second view)
+        self.view_model = (BaseModel(self.model.arch, dataclasses.replace(self.model.cfg, window=c.train.view_window))
+                           if c.train.view_window else self.model) if has_second_view(c) else None
         self.action_space, self.obs_space = self.pretrainer.action_space, self.pretrainer.obs_space
         self.layer = self.model.n_layers // 2 if c.layer < 0 else c.layer
         if not 0 <= self.layer <= self.model.n_layers:
@@ -270,16 +278,17 @@ class Discoverer:
             return seq, measures
 
         rate = "kl_switched" if self.config.train.kl_by_beta else "kl"
-        memoryless = self.memoryless_model if not cotrained else None
-        memoryless_weight = self.config.train.memoryless_weight
+        second_view = self.second_view if has_second_view(self.config) and not cotrained else None
+        view_weight = self.config.train.view_weight
 
         def loss(trainable, base, e, tokens, key, kl_weight, gate_weight=0.0):
             seq, m = run(trainable, base, e, tokens, key, sample=True, switch_noise=True)
             penalty = kl_weight * m[rate] + gate_weight * m["gate_entropy"]
             total = m["action_nll"] + penalty + obs_coef * m.get("obs_nll", 0.0)
-            if memoryless is not None:
-                m["memoryless_action_nll"] = self._memoryless_nll(memoryless, trainable["mc"], cfg, base, seq.z, tokens)
-                total = total + memoryless_weight * m["memoryless_action_nll"]
+            if second_view is not None:
+                m["second_view_action_nll"] = second_view(trainable["mc"], cfg, base, seq.z, tokens,
+                                                          jax.random.fold_in(key, 2))
+                total = total + view_weight * m["second_view_action_nll"]
             return total, m
 
         def analyse(trainable, base, e, tokens, key, sample, hard_switch):
@@ -288,14 +297,18 @@ class Discoverer:
 
         return Method(name, alphas, steps, not cotrained, init, loss, analyse, cfg)
 
-    def _memoryless_nll(self, memoryless: BaseModel, mc_params, cfg, base, z, tokens) -> jax.Array:
-        """The action NLL of the same codes steering the base model through a short attention
-        window (train.memoryless_window): a view of the model that cannot tell from its own
-        context which subgoals may come next, so only codes that name the subgoal itself lower it."""
-        e = jax.lax.stop_gradient(memoryless.lower(base, tokens.obs, self.layer))
+    def second_view(self, mc_params, cfg, base, z, tokens: TokenBatch, key: jax.Array) -> jax.Array:
+        """The action NLL of the same codes z steering the frozen base model through the
+        episodes seen differently (train.view_*): through an attention window, which cannot
+        tell from its context which subgoals may follow, and/or on the board rotated or
+        reflected, where a code that names a cell or a heading points elsewhere."""
+        train = self.config.train
+        if train.view_symmetry:
+            tokens = grid_symmetry.transform_tokens(tokens, key)
+        e = jax.lax.stop_gradient(self.view_model.lower(base, tokens.obs, self.layer))
         a, b = mc.controller(mc_params, z, cfg)
-        action_logits, _ = memoryless.upper(base, linear.apply(e, a, b), self.layer)
-        return action_measures(self.action_space, action_logits, tokens, self.config.train.action_targets)["action_nll"]
+        action_logits, _ = self.view_model.upper(base, linear.apply(e, a, b), self.layer)
+        return action_measures(self.action_space, action_logits, tokens, train.action_targets)["action_nll"]
 
     def _compile_method(self, cfg: compile_.CompileConfig) -> Method:
         model, layer = self.model, self.layer

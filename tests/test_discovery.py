@@ -42,8 +42,8 @@ def test_the_paper_preset_is_the_spec():
     (lambda c: c.metacontroller.update(encoder_inputs="past"), "encoder_inputs"),
     (lambda c: c.train.update(action_targets="mean"), "action_targets"),
     (lambda c: c.data.update(drop_prefixes=1.5), "drop_prefixes"),
-    (lambda c: c.train.update(memoryless_window=-1), "memoryless_window"),
-    (lambda c: c.train.update(memoryless_weight=-0.5), "memoryless_weight"),
+    (lambda c: c.train.update(view_window=-1), "view_window"),
+    (lambda c: c.train.update(view_weight=-0.5), "view_weight"),
 ])
 def test_bad_configs_fail_before_any_compute(change, message, tmp_path):
     config = discover_config("tiny")
@@ -63,7 +63,8 @@ def test_rows_longer_than_the_models_world_fail_before_the_model_is_loaded(tmp_p
 @pytest.mark.parametrize("change, message", [
     (lambda c: c.train.update(action_targets="expert_policy"), "grid's expert"),
     (lambda c: c.data.update(drop_prefixes=0.5), "grid's expert episodes"),
-    (lambda c: c.train.update(memoryless_window=4), "transformer's attention"),
+    (lambda c: c.train.update(view_window=4), "transformer's attention"),
+    (lambda c: c.train.update(view_symmetry=True), "grid's board"),
 ])
 def test_options_that_need_the_grids_expert_are_refused_on_the_ant(change, message, tmp_path):
     (tmp_path / "config.json").write_text('{"env": "ant_pinpad"}')  # refused before the model is loaded

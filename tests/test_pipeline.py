@@ -86,7 +86,7 @@ def test_probes_and_controllers(reproduced):
 def test_discovery_with_one_alpha_and_every_option_of_ours(reproduced, tmp_path):
     """A single alpha is a sweep of one (it once crashed the summary); the encoder that reads
     only the future's observations, the expert's-policy targets, the dropped prefixes and the
-    memoryless pass train through the same stage."""
+    second view (windowed, on a turned board) train through the same stage."""
     from irl.stages.discover import discover
 
     config = discover_config("tiny")
@@ -94,25 +94,26 @@ def test_discovery_with_one_alpha_and_every_option_of_ours(reproduced, tmp_path)
     config.metacontroller.encoder_inputs = "future_observations"
     config.train.action_targets = "expert_policy"
     config.data.drop_prefixes = 0.5
-    config.train.memoryless_window = 3
+    config.train.update(view_window=3, view_symmetry=True)
     config.eval.update(prior_episodes=0)
     config.eval.code_oracle.steps = 0
     saved = discover(config, reproduced[0] / "pretrain", tmp_path, progress=False)
     assert saved["best_alpha"] == 0.3 and [r["alpha"] for r in saved["by_alpha"]] == [0.3]
     assert "prior_codes" not in saved and "code_oracle" not in saved
     trained = [r for r in training.read_metrics(tmp_path / "metacontroller") if "loss" in r]
-    assert np.isfinite(trained[-1]["memoryless_action_nll"]).all()
+    assert np.isfinite(trained[-1]["second_view_action_nll"]).all()
 
 
-@pytest.mark.parametrize("window, same", [(60, True), (2, False)])
-def test_the_memoryless_pass_is_the_controlled_pass_through_a_window(reproduced, window, same):
-    """The same codes steer the base model through an attention window: as long as the
-    episode, it is the controlled pass itself; short, it sees less and scores differently."""
+@pytest.mark.parametrize("window, symmetry, same", [(60, False, True), (2, False, False), (60, True, False)])
+def test_the_second_view_is_the_controlled_pass_seen_differently(reproduced, window, symmetry, same):
+    """The same codes steer the base model through the episodes seen differently: through an
+    attention window as long as the episode it is the controlled pass itself; through a short
+    window, or on a turned board, it scores differently."""
     from irl.data import episode_tokens
     from irl.discovery import Discoverer, take
 
     config = discover_config("tiny")
-    config.train.memoryless_window = window
+    config.train.update(view_window=window, view_symmetry=symmetry)
     discoverer = Discoverer(config, reproduced[0] / "pretrain")
     method = discoverer.method("metacontroller")
     trainable = method.init(jax.random.key(0))
@@ -121,7 +122,8 @@ def test_the_memoryless_pass_is_the_controlled_pass_through_a_window(reproduced,
     tokens = episode_tokens(discoverer.expert(jax.random.key(1)))
     e = discoverer.model.lower(base, tokens.obs, discoverer.layer)
     _, m = method.loss(trainable, base, e, tokens, jax.random.key(2), 0.1)
-    assert np.isclose(m["memoryless_action_nll"], m["action_nll"], rtol=1e-5) == same
+    assert np.isfinite(m["second_view_action_nll"])
+    assert np.isclose(m["second_view_action_nll"], m["action_nll"], rtol=1e-5) == same
 
 
 def test_discovery(reproduced):

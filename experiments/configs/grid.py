@@ -119,14 +119,16 @@ def discover_config(preset: str) -> ml_collections.ConfigDict:
     # or "expert_policy" (ours: its whole distribution, uniform over its optimal moves, as the
     # ant's metacontroller data takes the expert's mean action), so that a code gains nothing
     # by naming which of several equally good moves the expert happened to draw
-    # memoryless_window (ours; 0: off, the paper): the loss adds memoryless_weight * the action
-    # NLL of the same codes steering the frozen base model through an attention window of that
-    # many steps, which cannot tell from its context which subgoals may follow, so codes that
-    # only say "the other of the two the history allows" do not lower it; the metacontroller's
-    # methods on the frozen base model only
+    # the second view (ours; off by default, the paper has none): the loss adds view_weight *
+    # the action NLL of the same codes steering the frozen base model through the episodes seen
+    # differently: through an attention window of view_window steps (0: the whole past), which
+    # cannot tell from its context which subgoals may follow, and/or, with view_symmetry, on
+    # the board rotated or reflected (irl/envs/grid_symmetry.py), where a code that names a
+    # cell or a heading points elsewhere; the metacontroller's methods on the frozen model only
     c.train = ml_collections.ConfigDict(dict(steps=64_000, chunk_steps=1000, eval_every=8000, kl_free_steps=0,
                                              kl_warmup_steps=0, kl_by_beta=False, gate_entropy=0.0,
-                                             action_targets="taken", memoryless_window=0, memoryless_weight=1.0))
+                                             action_targets="taken", view_window=0, view_symmetry=False,
+                                             view_weight=1.0))
     c.beta1 = ml_collections.ConfigDict(dict(alpha=-1.0))  # < 0: the metacontroller's best alpha
     c.cotrained = ml_collections.ConfigDict(dict(alphas=c.alphas, steps=64_000))
     c.compile = ml_collections.ConfigDict(dict(alpha=0.1, steps=64_000, max_segments=4, hidden=64, temperature=1.0))
