@@ -42,3 +42,21 @@ def test_the_subgoal_chain_counts_episodes_that_got_at_least_k_subgoals_and_the_
     np.testing.assert_allclose(chain["given_previous"], [6 / 8, 4 / 6, 3 / 4])
     # no episode past the first subgoal: the chance of the later ones is unknown, not zero
     assert subgoal_chain(np.array([2, 0]), 3, 2)["given_previous"] == [0.5, 0.0, None]
+
+
+def test_a_code_that_names_the_target_cell_reads_out_the_cell_and_not_the_subgoal():
+    from irl.analysis.codes import grid_target_cells
+
+    rng = np.random.default_rng(1)
+    b, t, g, c = 300, 8, 7, 13
+    subgoal = np.repeat(rng.integers(0, 4, (b, 2)), 4, axis=1)  # two segments of 4 steps
+    cells = rng.integers(0, g * g, (b, t, 8))  # where each colour lies at each step (a fresh layout per row)
+    cells[:] = cells[:, :1]
+    obs = np.zeros((b, t, g * g, c), np.uint8)
+    np.put_along_axis(obs[..., :8], cells[:, :, None, :], 1, axis=-2)
+    target = grid_target_cells(obs.reshape(b, t, -1), subgoal, g, c, 2)
+    np.testing.assert_array_equal(target[..., 0] * g + target[..., 1],
+                                  np.take_along_axis(cells, 2 * subgoal[..., None], -1)[..., 0])
+    z = target + rng.normal(size=(b, t, 2)) * 0.1  # a code that is the cell, whatever the colour
+    out = code_readout(z, np.ones((b, t), bool), subgoal, None, target)
+    assert out["target_cell"]["r2"] > 0.95 and out["subgoal"]["accuracy"] < out["subgoal"]["chance"] + 0.1

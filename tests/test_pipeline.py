@@ -138,7 +138,7 @@ def test_discovery(reproduced):
     for row in saved["by_alpha"]:
         assert {"alpha", "kl", "action_nll", "switch_f1", "precision", "recall", "beta_binary_fraction",
                 "switches_per_episode", "sampled", "hard_switch_action_nll"} <= set(row)
-        assert set(row["code_readout"]) == {"subgoal", "first_action"}
+        assert set(row["code_readout"]) == {"subgoal", "first_action", "target_cell"}
     for method in ("beta1", "cotrained", "compile"):
         assert 0.0 <= saved[method]["switch_f1"] <= 1.0
     assert saved["beta1"]["beta_binary_fraction"] == 1.0  # beta is 1 at every step

@@ -2,11 +2,14 @@
 
 For every subgoal segment of held-out expert episodes, take the code z one step after the
 segment starts (the switch may fire a step late within the tolerance of segmentation.py) and
-ask how well it tells (a) the segment's subgoal and (b) the expert's first action in the
-segment (grid only: discrete moves). The readout is a nearest-centroid classifier fitted on
-half the segments and scored on the other half; `chance` is the most frequent label's share
-of the scored half. A code that names the subgoal ("go to colour pair B") reads out (a); one
-that names a heading reads out (b).
+ask how well it tells (a) the segment's subgoal, (b) the expert's first action in the
+segment and (c) the cell of the segment's first colour (grid only: discrete moves and cells).
+(a) and (b) are nearest-centroid classifiers fitted on half the segments and scored on the
+other half; `chance` is the most frequent label's share of the scored half. (c) is a linear
+(ridge) regression, fitted and scored the same way, as the share of the cells' variance it
+explains (r2). A code that names the subgoal ("go to colour pair B") reads out (a); one that
+names a heading reads out (b); one that names a place on the board reads out (c), which
+changes with the layout, so a policy over such codes must read the layout.
 
 Host-side numpy, once per evaluation.
 """
@@ -42,13 +45,41 @@ def nearest_centroid_accuracy(x: np.ndarray, labels: np.ndarray) -> dict[str, fl
     return {"accuracy": float(np.mean(predicted == labels[score])), "chance": float(counts.max() / score.sum())}
 
 
-def code_readout(z: np.ndarray, mask: np.ndarray, subgoal: np.ndarray, actions: np.ndarray | None = None) -> dict:
-    """{"subgoal": {"accuracy", "chance"}, "first_action": {...} (when actions are discrete)}."""
+def linear_r2(x: np.ndarray, y: np.ndarray, ridge: float = 1e-2) -> dict[str, float]:
+    """{"r2"}: the share of y's variance [N, K] that a ridge regression on x [N, Z] (with a
+    bias) explains, fitted on the even-indexed rows and scored on the odd ones."""
+    fit, score = np.arange(len(x)) % 2 == 0, np.arange(len(x)) % 2 == 1
+    if fit.sum() < 2 or not score.any():
+        return {"r2": float("nan")}
+    features = np.concatenate([x, np.ones((len(x), 1))], axis=1)
+    a = features[fit]
+    weights = np.linalg.solve(a.T @ a + ridge * np.eye(a.shape[1]), a.T @ y[fit])
+    residual = y[score] - features[score] @ weights
+    return {"r2": float(1 - residual.var(0).sum() / max(y[score].var(0).sum(), 1e-12))}
+
+
+def grid_target_cells(obs: np.ndarray, subgoal: np.ndarray, grid_size: int, channels: int,
+                      colors_per_subgoal: int) -> np.ndarray:
+    """(row, col) [B, T, 2] of the first colour of the subgoal pursued at each step, read off the
+    grid's one-hot observations [B, T, G*G*C] (channel c < 8: colour c)."""
+    cells = np.asarray(obs).reshape(*np.shape(subgoal), grid_size * grid_size, channels)
+    color = np.asarray(subgoal) * colors_per_subgoal
+    flat = np.take_along_axis(cells, color[..., None, None], axis=-1)[..., 0].argmax(-1)
+    return np.stack(np.divmod(flat, grid_size), axis=-1).astype(np.float64)
+
+
+def code_readout(z: np.ndarray, mask: np.ndarray, subgoal: np.ndarray, actions: np.ndarray | None = None,
+                 target_cells: np.ndarray | None = None) -> dict:
+    """{"subgoal": {"accuracy", "chance"}, "first_action": {...} (when actions are discrete),
+    "target_cell": {"r2"} (when target_cells [B, T, 2] are given: grid_target_cells)}."""
     discrete = actions is not None and np.issubdtype(np.asarray(actions).dtype, np.integer)
     codes, segment_subgoal, first_action = segment_codes(z, mask, subgoal, actions if discrete else None)
     out = {"subgoal": nearest_centroid_accuracy(codes, segment_subgoal)}
     if discrete:
         out["first_action"] = nearest_centroid_accuracy(codes, first_action)
+    if target_cells is not None:
+        cells, _, _ = segment_codes(target_cells, mask, subgoal, delay=0)
+        out["target_cell"] = linear_r2(codes, cells)
     return out
 
 

@@ -27,10 +27,11 @@ from absl import logging
 
 import irl.envs as envs
 from irl import training
-from irl.analysis.codes import code_readout, subgoal_chain
+from irl.analysis.codes import code_readout, grid_target_cells, subgoal_chain
 from irl.analysis.segmentation import segmentation_scores, true_boundaries
 from irl.data import ExpertBatch, episode_tokens
 from irl.discovery import METHODS, Discoverer, Method, export, take
+from irl.envs.grid_pinpad import GRID_SIZE, N_CHANNELS
 from irl.figures import plot_beta_traces, plot_rate_distortion
 
 SCALARS = ("kl", "action_nll", "agreement")
@@ -49,6 +50,9 @@ def measure(discoverer: Discoverer, method: Method, analyse, params: dict, episo
     subgoal, actions = np.asarray(episodes.subgoal), np.asarray(episodes.actions)
     colors_per_subgoal = discoverer.pretrainer.env.colors_per_subgoal
     read_codes = read_codes and method.mc_cfg is not None
+    target_cells = None
+    if read_codes and discoverer.pretrainer.config.env == "grid_pinpad":
+        target_cells = grid_target_cells(np.asarray(tokens.obs), subgoal, GRID_SIZE, N_CHANNELS, colors_per_subgoal)
     mean = lambda rows: {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
     by_alpha, gates = [], []
     for a, alpha in enumerate(method.alphas):
@@ -68,7 +72,7 @@ def measure(discoverer: Discoverer, method: Method, analyse, params: dict, episo
             if read_codes:
                 hard = analyse(trainable, base, tokens, key, sample=False, hard_switch=True)
                 hard_nll.append(float(hard["action_nll"]))
-                readouts.append(code_readout(mu_out["z"], mask, subgoal, actions))
+                readouts.append(code_readout(mu_out["z"], mask, subgoal, actions, target_cells))
         row = {"alpha": alpha, **mean(per_seed["mu"]), "sampled": mean(per_seed["sampled"]),
                "f1_by_seed": [r["f1"] for r in per_seed["mu"]]}
         if read_codes:
