@@ -74,4 +74,3 @@ def transform_tokens(tokens: TokenBatch, key: jax.Array) -> TokenBatch:
     return TokenBatch(obs=transform_obs(tokens.obs, g), next_obs=transform_obs(tokens.next_obs, g),
                       actions=jnp.take_along_axis(maps, tokens.actions, axis=-1), mask=tokens.mask,
                       segments=tokens.segments, subgoal=tokens.subgoal, policy=policy)
-
