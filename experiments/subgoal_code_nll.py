@@ -1,0 +1,84 @@
+"""The action NLL that codes naming the true subgoal reach through a decoder like discovery's,
+to set beside what discovery's own codes reach.
+
+    python experiments/subgoal_code_nll.py --pretrained=runs/grid-small/pretrain \
+        --config=experiments/configs/grid.py:discover-small --config.train.view_window=6 \
+        --config.train.view_symmetry=True
+
+The code of every step is the one-hot of the true subgoal (times --scale, padded to the latent
+size); a fresh hypernetwork decoder of the metacontroller's shape is trained on discovery's
+NLL terms, the controlled pass and, when the config asks for it, the second view
+(irl/discovery.py: Discoverer.second_view), on discovery's batches. Prints both NLLs on held-out
+batches. No KL is paid: this is the distortion of subgoal codes, not their rate. First model.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import jax  # noqa: E402
+import numpy as np  # noqa: E402
+import optax  # noqa: E402
+from absl import app, flags, logging  # noqa: E402
+from ml_collections import config_flags  # noqa: E402
+
+from irl.control import linear  # noqa: E402
+from irl.control import metacontroller as mc  # noqa: E402
+from irl.data import episode_tokens  # noqa: E402
+from irl.discovery import Discoverer, action_measures, has_second_view, take  # noqa: E402
+
+CONFIG = config_flags.DEFINE_config_file("config", "experiments/configs/grid.py:discover-small", "discovery config")
+PRETRAINED = flags.DEFINE_string("pretrained", "runs/grid-small/pretrain", "pretraining workdir")
+STEPS = flags.DEFINE_integer("steps", 2000, "decoder training steps (of the config's batch)")
+LR = flags.DEFINE_float("lr", 3e-3, "AdamW learning rate (weight decay: the config's)")
+SCALE = flags.DEFINE_float("scale", 3.0, "norm of each subgoal's code")
+HELD_OUT = flags.DEFINE_integer("held_out_batches", 8, "held-out batches the NLLs are measured on")
+
+
+def main(_):
+    logging.set_verbosity(logging.WARNING)
+    config = CONFIG.value
+    discoverer = Discoverer(config, PRETRAINED.value)
+    cfg = discoverer.method("metacontroller").mc_cfg
+    base = take(discoverer.base_params, 0)
+    optimizer = optax.adamw(LR.value, weight_decay=config.optim.weight_decay)
+    second = has_second_view(config)
+
+    def nlls(params, key):
+        tokens = episode_tokens(discoverer.expert(key))
+        z = SCALE.value * jax.nn.one_hot(tokens.subgoal, cfg.latent_dim)
+        e = jax.lax.stop_gradient(discoverer.model.lower(base, tokens.obs, discoverer.layer))
+        a, b = mc.controller(params, z, cfg)
+        out, _ = discoverer.model.upper(base, linear.apply(e, a, b), discoverer.layer)
+        controlled = action_measures(discoverer.action_space, out, tokens, config.train.action_targets)["action_nll"]
+        view = discoverer.second_view(params, cfg, base, z, tokens, jax.random.fold_in(key, 2)) if second else 0.0
+        return controlled + config.train.view_weight * view, (controlled, view)
+
+    @jax.jit
+    def train(params, key):
+        def step(carry, step_key):
+            params, opt_state = carry
+            grads = jax.grad(lambda p: nlls(p, step_key)[0])(params)
+            updates, opt_state = optimizer.update(grads, opt_state, params)
+            return (optax.apply_updates(params, updates), opt_state), None
+
+        return jax.lax.scan(step, (params, optimizer.init(params)), jax.random.split(key, STEPS.value))[0][0]
+
+    key = jax.random.key(config.seed)
+    params = train({"decoder": linear.init(jax.random.fold_in(key, 0), cfg.decoder)}, jax.random.fold_in(key, 1))
+    measure = jax.jit(lambda p, k: nlls(p, k)[1])
+    held_out = np.array([measure(params, jax.random.fold_in(key, 1000 + i)) for i in range(HELD_OUT.value)])
+    result = {"controlled_action_nll": float(held_out[:, 0].mean()), "steps": STEPS.value, "scale": SCALE.value}
+    if second:
+        result["second_view_action_nll"] = float(held_out[:, 1].mean())
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    app.run(main)
