@@ -38,15 +38,18 @@ def test_observation_dynamics_and_expert_commute_with_every_symmetry(seed, g, ac
     moved = transform_state(state, g)
     g_batch = jnp.array([g])
     for a in actions:
-        np.testing.assert_array_equal(observation(moved), sym.transform_obs(observation(state)[None, None], g_batch)[0, 0])
+        seen_moved = sym.transform_obs(observation(state)[None, None], g_batch)[0, 0]
+        np.testing.assert_array_equal(observation(moved), seen_moved)
         _, _, policy = grid_expert_step(jax.random.key(0), state)
         _, _, moved_policy = grid_expert_step(jax.random.key(0), moved)
         np.testing.assert_allclose(np.asarray(moved_policy)[sym.ACTION_MAPS[g]], policy, atol=1e-6)
         _, state, reward, done, _ = step(jax.random.key(0), state, jnp.int32(a), PRETRAIN)
-        _, after, moved_reward, moved_done, _ = step(jax.random.key(0), moved, jnp.int32(sym.ACTION_MAPS[g][a]), PRETRAIN)
+        moved_action = jnp.int32(sym.ACTION_MAPS[g][a])
+        _, after, moved_reward, moved_done, _ = step(jax.random.key(0), moved, moved_action, PRETRAIN)
         moved = transform_state(state, g)
         np.testing.assert_array_equal(after.agent, moved.agent)
-        assert (int(after.progress), float(moved_reward), bool(moved_done)) == (int(state.progress), float(reward), bool(done))
+        outcome = (int(state.progress), float(reward), bool(done))
+        assert (int(after.progress), float(moved_reward), bool(moved_done)) == outcome
         if bool(done):
             break
 
@@ -64,4 +67,5 @@ def test_transformed_tokens_are_the_transformed_episodes():
     # the agent's cell, read from the moved observations, is the agent's cell moved
     agent = lambda obs: np.argwhere(np.asarray(obs).reshape(7, 7, 13)[:, :, 12])[0]
     for b in range(4):
-        np.testing.assert_array_equal(agent(moved.obs[b, 0]), sym.transform_cells(jnp.asarray(agent(tokens.obs[b, 0])), g[b]))
+        moved_agent = sym.transform_cells(jnp.asarray(agent(tokens.obs[b, 0])), g[b])
+        np.testing.assert_array_equal(agent(moved.obs[b, 0]), moved_agent)
