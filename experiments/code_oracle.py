@@ -32,7 +32,7 @@ from ml_collections import config_flags  # noqa: E402
 from irl import envs  # noqa: E402
 from irl.analysis.supervised_control import N_SUBGOALS, run_controlled, train_controllers  # noqa: E402
 from irl.control.linear import ControllerConfig  # noqa: E402
-from irl.discovery import load_discovered  # noqa: E402
+from irl.discovery import load_discovered, take  # noqa: E402
 from irl.pretraining import load_pretrained  # noqa: E402
 from irl.stages.discover import code_oracle, discovered_code_oracle  # noqa: E402
 
@@ -50,7 +50,7 @@ POST_FIT = flags.DEFINE_bool("post_fit", True, "also fit one code per subgoal po
 
 def supervised_check(pretrainer, params, analysis, oracle, key) -> dict:
     model, env = pretrainer.model, pretrainer.env
-    base, layer = jax.tree.map(lambda x: x[0], params), model.n_layers // 2
+    base, layer = take(params, 0), model.n_layers // 2
     c = analysis.control
     cfg = ControllerConfig(width=model.width, code_dim=N_SUBGOALS, rank=c.rank, hidden=c.hidden)
     tokens = pretrainer.token_batches(c.batch, pretrainer.config.data.max_episode_steps)

@@ -207,9 +207,10 @@ class Discoverer:
         c = self.config
         pretraining = json.loads(config_file.read_text())  # checked before the model is loaded
         env_name = pretraining["env"]
-        if c.train.view_window and pretraining.get("model", {}).get("arch") != "transformer":
+        arch = pretraining.get("model", {}).get("arch")
+        if c.train.view_window and arch != "transformer":
             raise ValueError("bad discovery config: train.view_window limits a transformer's attention, "
-                             f"not that of the {env_name} base model ({pretraining.get('model', {}).get('arch')})")
+                             f"not that of the {env_name} base model ({arch})")
         if c.train.view_symmetry and env_name != "grid_pinpad":
             raise ValueError(f"bad discovery config: train.view_symmetry turns the grid's board, not {env_name}'s")
         if c.train.action_targets == "expert_policy" and env_name != "grid_pinpad":
@@ -222,9 +223,9 @@ class Discoverer:
                              f"on {env_name}, got {c.data.max_episode_steps}")
         self.pretrainer, self.base_params = load_pretrained(self.pretrained_workdir)
         self.model: BaseModel = self.pretrainer.model
-        # the model of the second view (None: no second view)
-        self.view_model = (BaseModel(self.model.arch, dataclasses.replace(self.model.cfg, window=c.train.view_window))
-                           if c.train.view_window else self.model) if has_second_view(c) else None
+        self.view_model = self.model  # the model the second view runs (train.view_window)
+        if c.train.view_window:
+            self.view_model = BaseModel(self.model.arch, dataclasses.replace(self.model.cfg, window=c.train.view_window))
         self.action_space, self.obs_space = self.pretrainer.action_space, self.pretrainer.obs_space
         self.layer = self.model.n_layers // 2 if c.layer < 0 else c.layer
         if not 0 <= self.layer <= self.model.n_layers:

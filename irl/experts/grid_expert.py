@@ -113,4 +113,3 @@ def grid_expert_actions(key: jax.Array, state: GridPinpadState, eps: float | jax
     """(taken, optimal), int32 [] each: the action the eps-noisy expert takes, and the optimal
     move it would have taken without noise (the same draw: equal whenever no noise fired)."""
     return grid_expert_step(key, state, eps)[:2]
-

@@ -166,8 +166,7 @@ def code_oracle(model, base_params, decoder: dict, decoder_cfg, layer: int, pret
 def discovered_code_oracle(discovered, pretrainer, key: jax.Array, oracle, fit_on: str = "pretrain") -> dict:
     """`code_oracle` on an exported metacontroller's decoder, first pretrained model; oracle:
     the config's eval.code_oracle (steps, batch, episodes)."""
-    first = lambda tree: jax.tree.map(lambda x: x[0], tree)
-    return code_oracle(discovered.model, first(discovered.base_params), first(discovered.mc_params)["decoder"],
+    return code_oracle(discovered.model, take(discovered.base_params, 0), take(discovered.mc_params, 0)["decoder"],
                        discovered.mc_cfg.decoder, discovered.layer, pretrainer, key, oracle.steps, oracle.batch,
                        oracle.episodes, fit_on)
 
