@@ -39,6 +39,19 @@ def test_a_zero_code_leaves_the_model_output_unchanged():
     assert not np.allclose(MODEL.upper(base, linear.apply(e, a, b), 1)[0], MODEL.forward(base, obs)[0])
 
 
+@pytest.mark.parametrize("rank", [4, None])
+def test_a_code_and_its_negative_are_different_controllers_first_order_near_zero(rank):
+    # with both factors odd in z (a bias-free hypernetwork), U(-z) = U(z) and U ~ |z|^2 near 0:
+    # codes from an N(0, I) prior would lose half their room and steer weakly
+    cfg = linear.ControllerConfig(width=32, code_dim=8, rank=rank, init_scale=1.0)
+    params = linear.init(jax.random.key(0), cfg)
+    z = jax.random.normal(jax.random.key(1), (16, 8))
+    u = lambda codes: np.asarray(linear.dense(*linear.factors(params, codes, cfg)))
+    size = lambda x: np.linalg.norm(x.reshape(len(x), -1), axis=-1)
+    assert (size(u(z) - u(-z)) > 0.5 * size(u(z))).all()
+    np.testing.assert_allclose(size(u(2e-3 * z)) / size(u(1e-3 * z)), 2.0, rtol=0.02)
+
+
 def test_bad_rank_is_rejected():
     with pytest.raises(ValueError, match="rank"):
         linear.ControllerConfig(width=8, code_dim=4, rank=9)

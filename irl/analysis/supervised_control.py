@@ -79,9 +79,10 @@ def run_controlled(model: BaseModel, base_params, ctrl_params, cfg: linear.Contr
 
 def codes_as_controllers(decoder_params: dict, codes: jax.Array) -> dict:
     """Controller params whose one-hot code g gives the decoder's controller for codes[g]
-    ([n, Z]): one_hot(g) @ (codes @ w1) = codes[g] @ w1, so the supervised controllers' training
-    and closed-loop evaluation run unchanged on a frozen decoder with a table of codes."""
-    return {"w1": codes @ decoder_params["w1"], "w2": decoder_params["w2"]}
+    ([n, Z]): one_hot(g) @ (codes @ w1) = codes[g] @ w1 (the bias is kept), so the supervised
+    controllers' training and closed-loop evaluation run unchanged on a frozen decoder with a
+    table of codes."""
+    return {**decoder_params, "w1": codes @ decoder_params["w1"]}
 
 
 def train_subgoal_codes(model: BaseModel, base_params, decoder_params: dict, decoder_cfg: linear.ControllerConfig,

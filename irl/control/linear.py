@@ -2,8 +2,17 @@
 
 U is kept factored, U = A B^T with A, B [D, r], so applying it costs 2 D r per token and the
 D x D matrix is never built (rank=None gives a full U [D, D], as for the ant). The
-hypernetwork maps a code z [code_dim] through one hidden layer to the entries of U. A zero code
-gives U = 0 exactly (no biases), so an inactive controller leaves the model untouched.
+hypernetwork maps a code z [code_dim] through one hidden layer, h(z) = tanh(z W1 + b1), to the
+entries of U:
+
+    A(z) = (h(z) - h(0)) W2_A        zero at z = 0
+    B(z) = h(z) W2_B                 not: U = A B^T is first order in z near 0
+
+so a zero code gives U = 0 exactly and an inactive controller leaves the model untouched.
+(Without the bias, or with both factors zero at 0, both factors would be odd in z and
+U(-z) = A B^T = U(z): a code and its negative would be the same controller, and U would be
+second order in z near 0. Codes drawn from an N(0, I) prior, the metacontroller's, would lose
+half their room and steer weakly; tests/test_control.py checks neither happens.)
 """
 
 from __future__ import annotations
@@ -49,20 +58,25 @@ class CodeDecoded:
 
 
 def init(key: jax.Array, cfg: ControllerConfig) -> dict:
-    k1, k2 = jax.random.split(key)
+    k1, k2, k3 = jax.random.split(key, 3)
     return {
         "w1": jax.random.normal(k1, (cfg.code_dim, cfg.hidden)) * jnp.sqrt(1.0 / cfg.code_dim),
+        "b1": jax.random.normal(k3, (cfg.hidden,)),
         "w2": jax.random.normal(k2, (cfg.hidden, cfg.n_outputs)) * jnp.sqrt(cfg.init_scale / (cfg.hidden * cfg.width)),
     }
 
 
 def factors(params: dict, z: jax.Array, cfg: ControllerConfig):
-    """Code z [..., code_dim] -> (A, B) each [..., D, r], or (U [..., D, D], None) when full.
-    Bias-free with tanh(0) = 0: z = 0 gives zero factors."""
-    out = jnp.tanh(z @ params["w1"]) @ params["w2"]
+    """Code z [..., code_dim] -> (A, B) each [..., D, r], or (U [..., D, D], None) when full;
+    A (and a full U) is zero at z = 0."""
+    hidden = jnp.tanh(z @ params["w1"] + params["b1"])
+    shifted = hidden - jnp.tanh(params["b1"])
+    batch = z.shape[:-1]
     if cfg.rank is None:
-        return out.reshape(*z.shape[:-1], cfg.width, cfg.width), None
-    a, b = jnp.split(out.reshape(*z.shape[:-1], cfg.width, 2 * cfg.rank), 2, axis=-1)
+        return (shifted @ params["w2"]).reshape(*batch, cfg.width, cfg.width), None
+    w2 = params["w2"].reshape(cfg.hidden, cfg.width, 2 * cfg.rank)
+    a = jnp.einsum("...h,hdr->...dr", shifted, w2[..., :cfg.rank])
+    b = jnp.einsum("...h,hdr->...dr", hidden, w2[..., cfg.rank:])
     return a, b
 
 

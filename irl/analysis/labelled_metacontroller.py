@@ -1,0 +1,131 @@
+"""A metacontroller fitted with the true subgoals, which discovery never sees: what internal RL
+would have to work with if discovery found one code per subgoal and switched on the subgoal
+boundaries. Its success after RL is the ceiling that discovery's codes are measured against.
+
+The codes are laid out for the prior internal RL starts from. A segment's code is one draw of
+N(0, I), held for the segment, whose signs on its first `code_bits(n)` dimensions spell the
+subgoal's index in binary: every subgoal owns an orthant-union of equal prior mass (1/4 for
+the grid's four), so a code drawn from the prior names each subgoal equally often, and the
+decoder learns the controller of every code in its subgoal's region. The switching unit and
+its GRU learn to fire on the first step of every new subgoal (binary cross-entropy, reading
+e_t, h_{t-1} and the previous segment's code, as the metacontroller's switch does). All three
+are the metacontroller's own modules (irl/control/metacontroller.py), so the result exports
+as a discovered metacontroller (irl.discovery.export) and every later stage runs on it
+unchanged: the prior-code chain, the code oracle, internal RL.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from irl.control import linear
+from irl.control import metacontroller as mc
+from irl.data import TokenBatch
+from irl.models.base import BaseModel
+from irl.spaces import CategoricalActions
+
+LAYOUTS = ("orthant", "one_hot")
+TRAINED = ("decoder", "gru", "switch")  # the metacontroller's modules fitted here; the encoder is never used
+
+
+def code_bits(n_subgoals: int) -> int:
+    """Latent dimensions whose signs name one of n_subgoals."""
+    if n_subgoals < 2:
+        raise ValueError(f"need at least 2 subgoals to name, got {n_subgoals}")
+    return math.ceil(math.log2(n_subgoals))
+
+
+def segment_starts(subgoal: jax.Array) -> jax.Array:
+    """bool [B, T]: t = 0 and every step whose subgoal differs from the step before."""
+    change = subgoal[:, 1:] != subgoal[:, :-1]
+    return jnp.concatenate([jnp.ones_like(subgoal[:, :1], bool), change], axis=1)
+
+
+def subgoal_codes(subgoal: jax.Array, key: jax.Array, latent_dim: int, n_subgoals: int,
+                  layout: str = "orthant", scale: float = 3.0) -> jax.Array:
+    """z [B, T, Z] for subgoal labels int [B, T].
+
+    layout "orthant": one N(0, I) draw per segment, held over the segment, with the signs of
+    its first code_bits(n_subgoals) entries spelling the subgoal (bit i positive where bit i of
+    the index is 1). "one_hot": scale times the subgoal's one-hot, one fixed point per
+    subgoal, as the supervised controllers' codes (irl/analysis/supervised_control.py), which
+    the prior rarely draws."""
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
+    bits = code_bits(n_subgoals) if layout == "orthant" else n_subgoals
+    if bits > latent_dim:
+        raise ValueError(f"{n_subgoals} subgoals need {bits} latent dimensions, the code has {latent_dim}")
+    if layout == "one_hot":
+        return scale * jax.nn.one_hot(subgoal, latent_dim)
+    steps = subgoal.shape[1]
+    start = jax.lax.cummax(jnp.where(segment_starts(subgoal), jnp.arange(steps), 0), axis=1)
+    draws = jax.random.normal(key, (*subgoal.shape, latent_dim))
+    z = jnp.take_along_axis(draws, start[..., None], axis=1)
+    signs = 2.0 * ((subgoal[..., None] >> jnp.arange(bits)) & 1) - 1.0
+    return z.at[..., :bits].set(jnp.abs(z[..., :bits]) * signs)
+
+
+def subgoal_of_codes(z: jax.Array, n_subgoals: int) -> jax.Array:
+    """The subgoal index int [...] an orthant code z [..., Z] names (the inverse of subgoal_codes)."""
+    bits = code_bits(n_subgoals)
+    return jnp.sum((z[..., :bits] > 0).astype(jnp.int32) << jnp.arange(bits), axis=-1)
+
+
+def teacher_forced(params: dict, cfg: mc.MetacontrollerConfig, model: BaseModel, base_params, tokens: TokenBatch,
+                   key: jax.Array, layer: int, n_subgoals: int, layout: str = "orthant") -> tuple[jax.Array, jax.Array]:
+    """The base model steered by each segment's subgoal code (subgoal_codes, drawn with key):
+    (action-head output [B, T, ...], the switch's beta_t [B, T] reading e_t, h_{t-1} and the
+    code in force at t - 1)."""
+    e = jax.lax.stop_gradient(model.lower(base_params, tokens.obs, layer))
+    z = subgoal_codes(tokens.subgoal, key, cfg.latent_dim, n_subgoals, layout)
+    a, b = mc.controller(params, z, cfg)
+    out, _ = model.upper(base_params, linear.apply(e, a, b), layer)
+    z_prev = jnp.concatenate([jnp.zeros_like(z[:, :1]), z[:, :-1]], axis=1)
+    return out, mc.switch(params, e, mc.gru_sequence(params, e), z_prev)
+
+
+def losses(params: dict, cfg: mc.MetacontrollerConfig, model: BaseModel, base_params, tokens: TokenBatch,
+           key: jax.Array, layer: int, n_subgoals: int, action_space=CategoricalActions(), layout: str = "orthant") -> dict:
+    """{"action_nll": of the expert's actions under the subgoal's code, "switch_bce": of the
+    switch against the segment starts (t >= 1), "switch_accuracy"}, each a mean over real steps."""
+    out, beta = teacher_forced(params, cfg, model, base_params, tokens, key, layer, n_subgoals, layout)
+    beta = jnp.clip(beta, 1e-6, 1 - 1e-6)
+    real = tokens.mask.astype(jnp.float32)
+    after_first = real.at[:, 0].set(0.0)
+    mean = lambda x, w: (x * w).sum() / jnp.maximum(w.sum(), 1.0)
+    target = segment_starts(tokens.subgoal).astype(jnp.float32)
+    bce = -(target * jnp.log(beta) + (1 - target) * jnp.log1p(-beta))
+    correct = ((beta >= mc.SWITCH_THRESHOLD) == (target > 0)).astype(jnp.float32)
+    return {"action_nll": mean(action_space.nll(out, tokens.actions), real), "switch_bce": mean(bce, after_first),
+            "switch_accuracy": mean(correct, after_first)}
+
+
+def fit(cfg: mc.MetacontrollerConfig, model: BaseModel, base_params, tokens: Callable[[jax.Array], TokenBatch],
+        key: jax.Array, layer: int, steps: int, n_subgoals: int, lr: float = 3e-3, weight_decay: float = 0.03,
+        action_space=CategoricalActions(), layout: str = "orthant") -> tuple[dict, dict]:
+    """Fit the decoder, GRU and switch of a fresh metacontroller on `steps` batches
+    tokens(key) of one base model's params. Returns (metacontroller params, per-step losses)."""
+    init_key, data_key = jax.random.split(key)
+    params = mc.init(init_key, cfg)
+    trained = {name: params[name] for name in TRAINED}
+    optimizer = optax.adamw(lr, weight_decay=weight_decay)
+
+    def objective(trained, step_key):
+        batch_key, code_key = jax.random.split(step_key)
+        terms = losses({**params, **trained}, cfg, model, base_params, tokens(batch_key), code_key, layer,
+                       n_subgoals, action_space, layout)
+        return terms["action_nll"] + terms["switch_bce"], terms
+
+    def step(carry, step_key):
+        trained, opt_state = carry
+        grads, terms = jax.grad(objective, has_aux=True)(trained, step_key)
+        updates, opt_state = optimizer.update(grads, opt_state, trained)
+        return (optax.apply_updates(trained, updates), opt_state), terms
+
+    (trained, _), history = jax.lax.scan(step, (trained, optimizer.init(trained)), jax.random.split(data_key, steps))
+    return {**params, **trained}, history
