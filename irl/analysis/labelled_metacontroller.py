@@ -1,17 +1,19 @@
 """A metacontroller fitted with the true subgoals, which discovery never sees: what internal RL
 would have to work with if discovery found one code per subgoal and switched on the subgoal
-boundaries. Its success after RL is the ceiling that discovery's codes are measured against.
+boundaries: the best case discovery could hand to internal RL.
 
-The codes are laid out for the prior internal RL starts from. A segment's code is one draw of
-N(0, I), held for the segment, whose signs on its first `code_bits(n)` dimensions spell the
-subgoal's index in binary: every subgoal owns an orthant-union of equal prior mass (1/4 for
-the grid's four), so a code drawn from the prior names each subgoal equally often, and the
-decoder learns the controller of every code in its subgoal's region. The switching unit and
-its GRU learn to fire on the first step of every new subgoal (binary cross-entropy, reading
-e_t, h_{t-1} and the previous segment's code, as the metacontroller's switch does). All three
-are the metacontroller's own modules (irl/control/metacontroller.py), so the result exports
-as a discovered metacontroller (irl.discovery.export) and every later stage runs on it
-unchanged: the prior-code chain, the code oracle, internal RL.
+The codes are laid out for the prior internal RL starts from (layout "orthant"). A segment's
+code is one draw of N(0, I), held for the segment, whose signs on its first `code_bits(n)`
+dimensions spell the subgoal's index in binary: every subgoal owns a union of orthants of equal
+prior mass (1/4 for the grid's four), so a code drawn from the prior names each subgoal
+equally often, and the decoder learns the controller of every code in its subgoal's region.
+Layout "one_hot" gives each subgoal one fixed code, as the supervised controllers have.
+
+The switching unit and its GRU learn to fire on the first step of every new subgoal (binary
+cross-entropy, reading e_t, h_{t-1} and the previous segment's code, as the metacontroller's
+switch does). All three are the metacontroller's own modules (irl/control/metacontroller.py),
+so the result exports as a discovered metacontroller (irl.discovery.export) and every later
+stage runs on it unchanged: the prior-code chain, the code oracle, internal RL.
 """
 
 from __future__ import annotations
@@ -90,7 +92,8 @@ def teacher_forced(params: dict, cfg: mc.MetacontrollerConfig, model: BaseModel,
 
 
 def losses(params: dict, cfg: mc.MetacontrollerConfig, model: BaseModel, base_params, tokens: TokenBatch,
-           key: jax.Array, layer: int, n_subgoals: int, action_space=CategoricalActions(), layout: str = "orthant") -> dict:
+           key: jax.Array, layer: int, n_subgoals: int, action_space=CategoricalActions(),
+           layout: str = "orthant") -> dict:
     """{"action_nll": of the expert's actions under the subgoal's code, "switch_bce": of the
     switch against the segment starts (t >= 1), "switch_accuracy"}, each a mean over real steps."""
     out, beta = teacher_forced(params, cfg, model, base_params, tokens, key, layer, n_subgoals, layout)
