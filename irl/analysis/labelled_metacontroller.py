@@ -32,7 +32,7 @@ from irl.models.base import BaseModel
 from irl.spaces import CategoricalActions
 
 LAYOUTS = ("orthant", "one_hot")
-TRAINED = ("decoder", "gru", "switch")  # the metacontroller's modules fitted here; the encoder is never used
+TRAINED = ("decoder", "gru", "switch")  # the modules fitted here; the encoder and embedder are never used
 
 
 def code_bits(n_subgoals: int) -> int:

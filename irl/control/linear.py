@@ -9,10 +9,10 @@ entries of U:
     B(z) = h(z) W2_B                 not: U = A B^T is first order in z near 0
 
 so a zero code gives U = 0 exactly and an inactive controller leaves the model untouched.
-(Without the bias, or with both factors zero at 0, both factors would be odd in z and
-U(-z) = A B^T = U(z): a code and its negative would be the same controller, and U would be
-second order in z near 0. Codes drawn from an N(0, I) prior, the metacontroller's, would lose
-half their room and steer weakly; tests/test_control.py checks neither happens.)
+(Without the bias both factors would be odd in z, so U(-z) = A B^T = U(z): a code and its
+negative would be the same controller. With both factors zero at 0, U would be second order in
+z near 0. Codes drawn from an N(0, I) prior, the metacontroller's, would lose half their room
+or steer weakly; tests/test_control.py checks that neither happens.)
 """
 
 from __future__ import annotations
