@@ -53,12 +53,10 @@ def main(_):
     config = CONFIG.value
     if STEPS.value < 1:
         raise ValueError(f"--steps must be >= 1, got {STEPS.value}")
+    labelled.check_layout(config.metacontroller.latent_dim, N_SUBGOALS, LAYOUT.value)  # before any loading
     discoverer = Discoverer(config, PRETRAINED.value)
     model, layer, space = discoverer.model, discoverer.layer, discoverer.action_space
     cfg = metacontroller_config(config, model.width)
-    if labelled.code_bits(N_SUBGOALS) > cfg.latent_dim:
-        raise ValueError(f"{N_SUBGOALS} subgoals need {labelled.code_bits(N_SUBGOALS)} latent dimensions, "
-                         f"the config's metacontroller has {cfg.latent_dim}")
     key = jax.random.key(config.seed)
 
     @jax.jit

@@ -28,6 +28,8 @@ import optax  # noqa: E402
 from absl import app, flags, logging  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
+from irl.analysis import labelled_metacontroller as labelled  # noqa: E402
+from irl.analysis.supervised_control import N_SUBGOALS  # noqa: E402
 from irl.control import linear  # noqa: E402
 from irl.control import metacontroller as mc  # noqa: E402
 from irl.data import episode_tokens  # noqa: E402
@@ -52,7 +54,7 @@ def main(_):
 
     def nlls(params, key):
         tokens = episode_tokens(discoverer.expert(key))
-        z = SCALE.value * jax.nn.one_hot(tokens.subgoal, cfg.latent_dim)
+        z = labelled.subgoal_codes(tokens.subgoal, key, cfg.latent_dim, N_SUBGOALS, "one_hot", SCALE.value)
         e = jax.lax.stop_gradient(discoverer.model.lower(base, tokens.obs, discoverer.layer))
         a, b = mc.controller(params, z, cfg)
         out, _ = discoverer.model.upper(base, linear.apply(e, a, b), discoverer.layer)

@@ -42,6 +42,17 @@ def code_bits(n_subgoals: int) -> int:
     return math.ceil(math.log2(n_subgoals))
 
 
+def check_layout(latent_dim: int, n_subgoals: int, layout: str) -> int:
+    """ValueError unless `layout` can name n_subgoals in latent_dim dimensions; else the
+    dimensions it uses."""
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
+    dims = code_bits(n_subgoals) if layout == "orthant" else n_subgoals
+    if dims > latent_dim:
+        raise ValueError(f"{n_subgoals} subgoals need {dims} latent dimensions, the code has {latent_dim}")
+    return dims
+
+
 def segment_starts(subgoal: jax.Array) -> jax.Array:
     """bool [B, T]: t = 0 and every step whose subgoal differs from the step before."""
     change = subgoal[:, 1:] != subgoal[:, :-1]
@@ -57,11 +68,7 @@ def subgoal_codes(subgoal: jax.Array, key: jax.Array, latent_dim: int, n_subgoal
     the index is 1). "one_hot": scale times the subgoal's one-hot, one fixed point per
     subgoal, as the supervised controllers' codes (irl/analysis/supervised_control.py), which
     the prior rarely draws."""
-    if layout not in LAYOUTS:
-        raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
-    bits = code_bits(n_subgoals) if layout == "orthant" else n_subgoals
-    if bits > latent_dim:
-        raise ValueError(f"{n_subgoals} subgoals need {bits} latent dimensions, the code has {latent_dim}")
+    bits = check_layout(latent_dim, n_subgoals, layout)
     if layout == "one_hot":
         return scale * jax.nn.one_hot(subgoal, latent_dim)
     steps = subgoal.shape[1]
