@@ -10,7 +10,7 @@ import irl.envs as envs
 from irl.control import linear, metacontroller
 from irl.control.discovered import Discovered
 from irl.models.base import make_base_model
-from irl.rl.common import episode_keys
+from irl.rl.common import episode_keys, episode_stream
 from irl.rl.internal_env import InternalEnv
 from irl.rollout import run_base_model
 
@@ -105,6 +105,48 @@ def test_abstract_steps_equal_one_unbroken_fixed_shape_rollout(arch):
     for i in range(n):
         at_decisions = np.asarray(traj.e[i])[np.asarray(traj.decision[i])]
         np.testing.assert_allclose(np.stack([s[i] for s in seen])[: decisions[i]], at_decisions, atol=1e-4)
+
+
+@pytest.mark.parametrize("arch", ["transformer", "hawk"])
+def test_back_to_back_episodes_each_equal_that_episode_played_alone(arch):
+    """With more raw steps than T, a slot whose episode ends starts the next one at once: its
+    caches, GRU state, code and policy state restarted. Episode j of slot i is then exactly the
+    episode the abstract-step API plays from slot i's key streams for episode j; every episode
+    begun ends within the rollout."""
+    discovered = tiny_discovered(arch)
+    frozen = first(InternalEnv.frozen_params(discovered))
+    env = InternalEnv.from_discovered(discovered, ENV, POST)
+    n, key, steps = 4, jax.random.key(3), env.max_steps + 40
+    codes = jax.random.normal(jax.random.key(4), (n, 101, 8))
+    traj, _ = jax.jit(lambda k: env.rollout(frozen, k, n, code_list_decide(codes), jnp.zeros(n, jnp.int32),
+                                            steps=steps))(key)
+    episodes = np.asarray(traj.episodes)
+    assert episodes.max() >= 3  # several slots played several episodes
+    np.testing.assert_array_equal(np.asarray(traj.episode).max(1) + 1, episodes)  # each one ended
+    reset_keys, action_keys, _ = episode_keys(key, n)
+    reset, step = jax.jit(env.reset), jax.jit(env.step)
+    stream = lambda keys, i, j: episode_stream(keys[i:i + 1], jnp.array([j]))[0]
+    for i in range(n):
+        for j in range(episodes[i]):
+            mine = np.asarray(traj.episode[i]) == j
+            e, state = reset(frozen, stream(reset_keys, i, j))
+            seen, total, k = [], 0.0, 0
+            while not bool(state.done):
+                seen.append(e)
+                e, state, reward, _, _ = step(frozen, stream(action_keys, i, j), state, codes[i, k])
+                total, k = total + float(reward), k + 1
+            took = mine & np.asarray(traj.alive[i])
+            assert took.sum() == int(state.length) and np.ptp(np.flatnonzero(took)) + 1 == took.sum()
+            np.testing.assert_array_equal(np.asarray(traj.decision[i])[mine].sum(), k)
+            np.testing.assert_allclose(np.asarray(traj.reward[i])[mine].sum(), total)
+            assert bool(np.asarray(traj.succeeded[i])[mine].any()) == bool(state.success)
+            np.testing.assert_array_equal(np.asarray(traj.end_progress[i])[mine].sum(), state.env_state.progress)
+            at_decisions = mine & np.asarray(traj.decision[i])
+            np.testing.assert_allclose(np.stack(seen), np.asarray(traj.e[i])[at_decisions], atol=1e-4)
+            np.testing.assert_allclose(np.asarray(traj.z[i])[at_decisions], codes[i, :k])
+    # the last episode begins by steps - T, so it is never cut short
+    starts = np.asarray(traj.alive & (traj.episode > 0) & ~jnp.roll(traj.episode > 0, 1, axis=1))
+    assert np.flatnonzero(starts.any(0)).max() <= steps - env.max_steps
 
 
 def test_beta_one_decides_every_step_and_the_first_step_always():

@@ -55,6 +55,32 @@ def test_stepwise_with_cache_equals_full_forward(setup):
         assert float(jnp.max(jnp.abs(jnp.swapaxes(next_obs, 0, 1) - full_obs))) <= 1e-4
 
 
+def test_a_restarted_cache_row_equals_a_fresh_sequence_even_after_the_ring_wraps(setup):
+    """Rows of one step-wise cache restart at their own times (row 0 at 5 and 9, row 1 at 4):
+    each then sees only its new sequence, as the packed full forward does with segment ids,
+    although the cache holds fewer slots (8) than the tokens written (12)."""
+    model, cfg, params, obs = setup
+    segments = jnp.array([[0] * 5 + [1] * 4 + [2] * 3, [0] * 4 + [1] * 8])
+    restarts = (segments[:, 1:] != segments[:, :-1]).T  # [T-1, 2]: a new sequence at token t+1
+    full_actions, _ = model.forward(params, obs, cfg, segments)
+
+    @jax.jit
+    def rollout(params, obs):
+        def body(cache, xs):
+            o, restart = xs
+            cache = model.restart(cache, restart)
+            e, cache = model.lower_step(params, cache, o, 1, cfg)
+            (actions, _), cache = model.upper_step(params, cache, e, 1, cfg)
+            return cache, actions
+
+        restart = jnp.concatenate([jnp.zeros((1, 2), bool), restarts])
+        return jax.lax.scan(body, model.init_cache(cfg, (2,), 8), (jnp.swapaxes(obs, 0, 1), restart))[1]
+
+    np.testing.assert_allclose(jnp.swapaxes(rollout(params, obs), 0, 1), full_actions, atol=1e-4)
+    unpacked, _ = model.forward(params, obs, cfg)  # and the restart matters
+    assert float(jnp.max(jnp.abs(unpacked[0, 5:] - full_actions[0, 5:]))) > 1e-3
+
+
 def test_causal_output_at_t_ignores_later_inputs(setup):
     model, cfg, params, obs = setup
     changed = obs.at[:, 7:].set(1 - obs[:, 7:])

@@ -5,6 +5,7 @@ baseline's teacher-forced forward."""
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from irl.rl import policy, raw_env
 from irl.rl.common import compact
@@ -30,7 +31,9 @@ def test_initial_policy_is_the_prior():
     np.testing.assert_allclose(log_std, 0.0)
 
 
-def test_sequence_log_probs_equal_the_ones_recorded_while_acting():
+@pytest.mark.parametrize("extra_steps", [0, 40])
+def test_sequence_log_probs_equal_the_ones_recorded_while_acting(extra_steps):
+    """One episode per slot, and several back to back (the recurrence restarts at each)."""
     discovered = tiny_discovered()
     env = InternalEnv.from_discovered(discovered, ENV, POST)
     params, n = perturbed_policy(jax.random.key(0)), 8
@@ -39,13 +42,14 @@ def test_sequence_log_probs_equal_the_ones_recorded_while_acting():
     def act_then_recompute(key):
         decide = lambda s, e, k: policy.step(params, CFG, s, e, k)
         traj, _ = env.rollout(first(InternalEnv.frozen_params(discovered)), key, n, decide,
-                              policy.initial_state(CFG, (n,)))
-        e, z = compact(traj.decision, traj.e), compact(traj.decision, traj.z)
-        return traj, compact(traj.decision, traj.log_prob), policy.sequence_log_prob(params, CFG, e, z)
+                              policy.initial_state(CFG, (n,)), steps=env.max_steps + extra_steps)
+        e, z, episode = (compact(traj.decision, x) for x in (traj.e, traj.z, traj.episode))
+        return traj, compact(traj.decision, traj.log_prob), policy.sequence_log_prob(params, CFG, e, z, episode)
 
     traj, recorded, recomputed = act_then_recompute(jax.random.key(1))
     decisions = np.asarray(traj.decision.sum(1))
-    assert decisions.max() > 2  # several decisions per episode: the recurrent state matters
+    assert decisions.max() > 2  # several decisions per slot: the recurrent state matters
+    assert (np.asarray(traj.episodes).max() > 1) == (extra_steps > 0)
     for i, k in enumerate(decisions):
         np.testing.assert_allclose(recomputed[i, :k], recorded[i, :k], rtol=1e-4, atol=1e-4)
     # and the recurrent state does matter: without it the log-probs differ

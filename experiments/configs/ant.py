@@ -110,6 +110,7 @@ def rl_config(preset: str) -> ml_collections.ConfigDict:
     grid's settings with the ant's budget, 51.2k updates x 256 episodes at the paper preset."""
     c = grid.rl_config(preset)
     c.env = "ant_pinpad"
+    c.train.rollout_steps = 0  # one episode per slot (back-to-back episodes are not measured on the ant)
     if preset == "paper":
         c.train.update(updates=51_200, batch=256, chunk_updates=256)
     elif preset == "small":

@@ -198,7 +198,11 @@ def rl_config(preset: str) -> ml_collections.ConfigDict:
     c.ppo = ml_collections.ConfigDict(dict(
         lr=3e-5, raw_action_lr=3e-5, weight_decay=0.0, clip=0.2, epochs=1, minibatches=1, grad_clip=0.0,
     ))
-    c.train = ml_collections.ConfigDict(dict(updates=100_000, batch=1024, chunk_updates=1000))
+    # batch: episode slots per update and run; rollout_steps: raw steps each slot runs in the
+    # internal methods (0: the time limit T, one episode per slot, the paper's batch; more: a
+    # slot plays episodes back to back, those begun by step rollout_steps - T, see
+    # irl.rl.internal_env.InternalEnv.rollout); the raw-action baseline plays one per slot
+    c.train = ml_collections.ConfigDict(dict(updates=100_000, batch=1024, chunk_updates=1000, rollout_steps=0))
     c.render_tries = 64  # episodes drawn to find a solved one to render
 
     if preset == "small":
@@ -213,7 +217,7 @@ def rl_config(preset: str) -> ml_collections.ConfigDict:
         c.rl_seeds = 2
         c.policy.update(width=16, n_heads=2, mlp_width=32)
         c.ppo.update(lr=1e-3, raw_action_lr=1e-4, epochs=2, minibatches=2)
-        c.train.update(updates=4, batch=8, chunk_updates=2)
+        c.train.update(updates=4, batch=8, chunk_updates=2, rollout_steps=120)
         c.render_tries = 4
     return c
 

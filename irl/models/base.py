@@ -51,6 +51,10 @@ class BaseModel:
     def init_cache(self, batch_shape: tuple[int, ...], max_len: int):
         return self._module.init_cache(self.cfg, batch_shape, max_len)
 
+    def restart_cache(self, cache, rows):
+        """Rows (bool [*batch]) of a step-wise cache begin a new sequence at the next token."""
+        return self._module.restart(cache, rows)
+
     def lower_step(self, params, cache, obs_t, layer: int):
         return self._module.lower_step(params, cache, obs_t, layer, self.cfg)
 

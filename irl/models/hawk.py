@@ -154,8 +154,6 @@ def block_step(p, e, state, cfg):
     return _mlp(p, e + (gate * h) @ p["w_out"]), (h, window[..., 1:, :])
 
 
-
-
 def head(params, e):
     x = rms_norm(params["norm_f"], e)
     return x @ params["action_head"]["w"] + params["action_head"]["b"], x @ params["obs_head"]["w"] + params["obs_head"]["b"]
@@ -187,6 +185,13 @@ def init_cache(cfg: HawkConfig, batch_shape: tuple[int, ...], max_len: int | Non
         "h": jnp.zeros((cfg.n_layers, *batch_shape, cfg.width)),
         "conv": jnp.zeros((cfg.n_layers, *batch_shape, CONV_WIDTH - 1, cfg.width)),
     }
+
+
+def restart(cache: dict, rows: jax.Array) -> dict:
+    """The rows (bool [*batch]) begin a new sequence at the next token: their recurrent state
+    and convolution inputs go back to zero, as in a fresh cache."""
+    zero = lambda x, extra: jnp.where(rows.reshape((1, *rows.shape) + (1,) * extra), 0.0, x)
+    return {"h": zero(cache["h"], 1), "conv": zero(cache["conv"], 2)}
 
 
 def _step(params, cache, e, start, stop, cfg):

@@ -151,16 +151,20 @@ def _block(p, e, bias, cfg, write_kv=None):
     return e + dense(h, p["w2"]) + p["b2"]
 
 
+def _relative_bias(params, cfg, distance):
+    """[H, *distance.shape]: the learned bias of how far back (>= 0) each key lies."""
+    bucket = relative_bucket(jnp.maximum(distance, 0), cfg.n_buckets, cfg.max_distance)
+    return jnp.moveaxis(params["rel_bias"][bucket], -1, 0)
+
+
 def _bias(params, cfg, query_pos, key_pos):
     """[H, Tq, Tk] relative bias, -inf where the key lies in the future (or further back than
     the window)."""
     distance = query_pos[:, None] - key_pos[None, :]
-    bucket = relative_bucket(jnp.maximum(distance, 0), cfg.n_buckets, cfg.max_distance)
-    bias = jnp.moveaxis(params["rel_bias"][bucket], -1, 0)
     visible = distance >= 0
     if cfg.window:
         visible &= distance < cfg.window
-    return jnp.where(visible, bias, -jnp.inf)
+    return jnp.where(visible, _relative_bias(params, cfg, distance), -jnp.inf)
 
 
 def _run_blocks(params, e, start, stop, cfg, segments=None):
@@ -206,9 +210,19 @@ def forward(params, obs, cfg: TransformerConfig, segments=None):
 
 
 def init_cache(cfg: TransformerConfig, batch_shape: tuple[int, ...], max_len: int) -> dict:
-    """Empty key/value cache for `max_len` tokens: k, v [L, *batch, H, max_len, hd]; t = 0."""
+    """Empty key/value cache: k, v [L, *batch, H, max_len, hd], a ring in which token t lives at
+    slot t % max_len; t, the tokens written so far; start [*batch], the token at which each
+    row's current sequence began (see `restart`). No sequence may be longer than max_len."""
     shape = (cfg.n_layers, *batch_shape, cfg.n_heads, max_len, cfg.head_dim)
-    return {"k": jnp.zeros(shape), "v": jnp.zeros(shape), "t": jnp.int32(0)}
+    return {"k": jnp.zeros(shape), "v": jnp.zeros(shape), "t": jnp.int32(0),
+            "start": jnp.zeros(batch_shape, jnp.int32)}
+
+
+def restart(cache: dict, rows: jax.Array) -> dict:
+    """The rows (bool [*batch]) begin a new sequence at the next token: from then on they
+    attend only to its tokens, exactly as from a fresh cache (the bias depends on distance
+    alone). The other rows carry on."""
+    return dict(cache, start=jnp.where(rows, cache["t"], cache["start"]))
 
 
 def _step_blocks(params, cache, e, start, stop, cfg):
@@ -219,12 +233,16 @@ def _step_blocks(params, cache, e, start, stop, cfg):
     over layers would emit a fresh copy of every layer's whole cache at every step."""
     max_len = cache["k"].shape[-2]
     t = cache["t"]
-    bias = _bias(params, cfg, t[None], jnp.arange(max_len))  # [H, 1, max_len]; future slots masked
+    distance = (t - jnp.arange(max_len)) % max_len  # how far back the token in each slot is
+    visible = distance <= (t - cache["start"])[..., None]  # [*batch, max_len]: this sequence's past
+    if cfg.window:
+        visible &= distance < cfg.window
+    bias = jnp.where(visible[..., None, None, :], _relative_bias(params, cfg, distance)[:, None, :], -jnp.inf)
     stored = {"k": cache["k"], "v": cache["v"]}
     for layer in range(start, stop):
         def write_kv(k, v, layer=layer):
             for name, new in (("k", k), ("v", v)):
-                start_index = (layer,) + (0,) * (new.ndim - 2) + (t, 0)
+                start_index = (layer,) + (0,) * (new.ndim - 2) + (t % max_len, 0)
                 stored[name] = jax.lax.dynamic_update_slice(stored[name], new[None], start_index)
             return stored["k"][layer], stored["v"][layer]
 

@@ -50,6 +50,16 @@ def fold_in_time(keys: jax.Array, t: jax.Array) -> jax.Array:
     return over_batch(jax.random.fold_in, keys.ndim)(keys, t)
 
 
+def episode_stream(keys: jax.Array, episode: jax.Array) -> jax.Array:
+    """Each slot's key for its episode number `episode` [*B]: keys[i] itself for the first
+    (0), so that a slot's first episode draws what a one-episode rollout draws, and
+    fold_in(keys[i], j) for episode j > 0."""
+    later = jax.random.key_data(fold_in_time(keys, episode))
+    first = jax.random.key_data(keys)
+    return jax.random.wrap_key_data(jnp.where((episode == 0).reshape(episode.shape + (1,) * (first.ndim - episode.ndim)),
+                                              first, later))
+
+
 def sample_actions(keys: jax.Array, out: jax.Array, greedy: bool, action_space=CategoricalActions()) -> jax.Array:
     """One primitive action per episode, each from its own key: keys [*B], action-head
     outputs [*B, H] -> actions [*B, ...] (the action space's mode if greedy)."""
@@ -89,3 +99,9 @@ def compact(decision: jax.Array, x: jax.Array) -> jax.Array:
     steps = decision.shape[1]
     slot = jnp.where(decision, jnp.cumsum(decision, axis=1) - 1, steps)  # `steps` is out of range: dropped
     return jax.vmap(lambda s, v: jnp.zeros_like(v).at[s].set(v, mode="drop"))(slot, x)
+
+
+def episode_sums(episode: jax.Array, x: jax.Array, n_episodes: int) -> jax.Array:
+    """Per-step values x [B, S] summed per episode of their slot (episode int [B, S], each
+    step's episode index) -> [B, n_episodes]."""
+    return jax.vmap(lambda ep, v: jnp.zeros(n_episodes, x.dtype).at[ep].add(v, mode="drop"))(episode, x)

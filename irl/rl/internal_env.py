@@ -21,9 +21,15 @@ Two APIs over the same `raw_step`:
 - `reset(frozen, key)` / `step(frozen, key, state, z)`: the abstract-step environment. One
   episode (vmap it for a batch); `step` runs raw steps in a `while_loop` until the switch
   fires or the episode ends and returns the summed reward.
-- `rollout(frozen, key, n_episodes, decide, decide_state)`: the form training uses, one
-  `lax.scan` over the T raw steps of a batch of episodes in lockstep, which queries the
+- `rollout(frozen, key, n_slots, decide, decide_state, steps=S)`: the form training uses, one
+  `lax.scan` over S raw steps of a batch of episode slots in lockstep, which queries the
   policy at every step and keeps its answer (and its state) only where a decision is due.
+  With S = T each slot plays one episode. With S > T a slot whose episode ends at a step
+  t < S - T starts a new one at t + 1 (every cache, the GRU, the code and the policy's state
+  restarted), so the lockstep scan, which pays for every slot at every step, plays several
+  short episodes where it would idle. Episodes start at step S - T at the latest, so every
+  episode begun ends within the S steps: none is cut short, and which episodes are kept
+  never depends on how they end.
 The second is the faster one under vmap on CPU (irl/rl/speed.py measures both).
 """
 
@@ -40,8 +46,8 @@ from irl.control import linear, metacontroller
 from irl.control.discovered import Discovered
 from irl.control.metacontroller import SWITCH_THRESHOLD, MetacontrollerConfig
 from irl.models.base import BaseModel
-from irl.rl.common import (env_step, episode_keys, fold_in_time, over_batch, sample_actions, split_keys,
-                           where_tree)
+from irl.rl.common import (env_step, episode_keys, episode_stream, fold_in_time, over_batch, sample_actions,
+                           split_keys, where_tree)
 from irl.spaces import CategoricalActions
 
 # decide(decide_state, e [B, D], keys [B]) -> (decide_state, z [B, Z], log p(z) [B])
@@ -59,24 +65,35 @@ class InternalState:
     done: jax.Array  # bool [*B]
     success: jax.Array  # bool [*B]
     length: jax.Array  # int32 [*B] raw steps taken
+    episode: jax.Array  # int32 [*B] which episode of its slot is running (0 first)
 
 
 @struct.dataclass
 class Trajectory:
-    """A fixed-shape batch of internal-RL episodes, batch-major: per raw step [B, T, ...]."""
-    decision: jax.Array  # bool [B, T]: a code was chosen before raw step t
-    e: jax.Array  # [B, T, D] e_t, what the policy saw (meaningful at decisions)
-    z: jax.Array  # [B, T, Z] the code in force at raw step t
-    log_prob: jax.Array  # [B, T] log p(z) of the decision at t (meaningful at decisions)
-    beta: jax.Array  # [B, T] beta_{t+1} after raw step t
-    reward: jax.Array  # [B, T]
-    alive: jax.Array  # bool [B, T]: raw step t was taken (the episode had not ended)
+    """A fixed-shape batch of episode slots, batch-major: per raw step [B, S, ...]. The [B]
+    summaries add up a slot's episodes (with S = T, a slot holds one episode)."""
+    decision: jax.Array  # bool [B, S]: a code was chosen before raw step t
+    e: jax.Array  # [B, S, D] e_t, what the policy saw (meaningful at decisions)
+    z: jax.Array  # [B, S, Z] the code in force at raw step t
+    log_prob: jax.Array  # [B, S] log p(z) of the decision at t (meaningful at decisions)
+    beta: jax.Array  # [B, S] beta_{t+1} after raw step t
+    reward: jax.Array  # [B, S]
+    alive: jax.Array  # bool [B, S]: raw step t was taken (by some episode of the slot)
+    episode: jax.Array  # int32 [B, S]: which episode of its slot took raw step t
+    ended: jax.Array  # bool [B, S]: an episode ended at raw step t
+    end_progress: jax.Array  # int32 [B, S]: the task colours it had visited (0 elsewhere)
+    succeeded: jax.Array  # bool [B, S]: it ended solved
     returns: jax.Array  # [B] summed reward
-    success: jax.Array  # bool [B]
-    length: jax.Array  # int32 [B] raw steps
-    progress: jax.Array  # int32 [B] task colours visited
-    obs: jax.Array | None = None  # [B, T+1, O] when recorded
+    success: jax.Array  # bool [B] some episode of the slot was solved
+    length: jax.Array  # int32 [B] raw steps taken
+    progress: jax.Array  # int32 [B] task colours visited in the slot's last episode
+    obs: jax.Array | None = None  # [B, S+1, O] when recorded
     final: object | None = None  # the environment's last state [B], when recorded
+
+    @property
+    def episodes(self) -> jax.Array:
+        """int32 [B]: the episodes each slot played."""
+        return self.ended.sum(1)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -123,12 +140,21 @@ class InternalEnv:
             env_state=env_state, cache=cache, e=e,
             h=jnp.zeros((*batch, self.mc_cfg.gru_size)), z=jnp.zeros((*batch, self.mc_cfg.latent_dim)),
             done=jnp.zeros(batch, bool), success=jnp.zeros(batch, bool), length=jnp.zeros(batch, jnp.int32),
+            episode=jnp.zeros(batch, jnp.int32),
         ), obs
 
-    def raw_step(self, frozen: dict, keys: jax.Array, state: InternalState):
+    def raw_step(self, frozen: dict, keys: jax.Array, state: InternalState, may_restart: jax.Array | None = None,
+                 reset_keys: jax.Array | None = None):
         """One primitive step under the code state.z for a batch [*B] (keys [*B]).
-        Returns (state, reward [*B], beta_{t+1} [*B], obs_{t+1} [*B, O]). Finished
-        episodes keep their state (the cache still advances; it is never read again)."""
+
+        Slots whose episode ends at this step and that `may_restart` (bool [*B], optional)
+        then begin a new episode from `reset_keys` [*B]: a new layout whose first observation
+        is embedded in place of the last one, the base model's cache rows restarted, the GRU
+        state and the code at zero. Finished episodes keep their state (the cache still
+        advances; it is never read again).
+        Returns (state, reward [*B], beta_{t+1} [*B], {"obs": o_{t+1} [*B, O], "ended": bool
+        [*B] the episode ended at this step, "progress": [*B] its task colours visited,
+        "success": bool [*B] it was solved at this step, "restarted": bool [*B]})."""
         base, mc = frozen["base"], frozen["mc"]
         act_keys, env_keys = split_keys(keys)
         a, b = metacontroller.controller(mc, state.z, self.mc_cfg)
@@ -136,16 +162,28 @@ class InternalEnv:
         action = sample_actions(act_keys, logits, self.greedy, self.action_space)
         obs, env_state, reward, done, success = env_step(self.env, self.env_params, env_keys, state.env_state,
                                                          action, state.done)
-        e_next, cache = self.model.lower_step(base, cache, obs, self.layer)
+        alive = ~state.done
+        info = {"obs": obs, "ended": alive & done, "progress": env_state.progress, "success": success}
+        restart = info["restarted"] = info["ended"] & (False if may_restart is None else may_restart)
+        seen = obs
+        if may_restart is not None:
+            fresh_obs, fresh_env = over_batch(lambda k: self.env.reset(k, self.env_params), restart.ndim)(reset_keys)
+            seen = jnp.where(restart[..., None], fresh_obs, obs)
+            env_state = where_tree(restart, fresh_env, env_state)
+            cache = self.model.restart_cache(cache, restart)
+        e_next, cache = self.model.lower_step(base, cache, seen, self.layer)
         h = metacontroller.gru_step(mc, state.e, state.h)
         beta = metacontroller.switch(mc, e_next, h, state.z)
         if self.mc_cfg.force_beta_one:
             beta = jnp.ones_like(beta)
-        alive = ~state.done
         e_next, h = where_tree(alive, (e_next, h), (state.e, state.h))
         state = state.replace(env_state=env_state, cache=cache, e=e_next, h=h, done=done,
                               success=state.success | success, length=state.length + alive.astype(jnp.int32))
-        return state, reward, beta, obs
+        if may_restart is not None:
+            cleared = lambda x: jnp.where(restart.reshape(restart.shape + (1,) * (x.ndim - restart.ndim)), 0, x)
+            state = state.replace(h=cleared(state.h), z=cleared(state.z), done=state.done & ~restart,
+                                  episode=state.episode + restart.astype(jnp.int32))
+        return state, reward, beta, info
 
     # -- the abstract-step API (one episode; vmap for a batch) ------------------------------
 
@@ -173,38 +211,56 @@ class InternalEnv:
 
     # -- the fixed-shape rollout training uses ------------------------------------------------
 
-    def rollout(self, frozen: dict, key: jax.Array, n_episodes: int, decide: Decide, decide_state,
-                record_obs: bool = False) -> tuple[Trajectory, object]:
-        """`n_episodes` episodes in lockstep over T = time_limit raw steps (one lax.scan).
+    def rollout(self, frozen: dict, key: jax.Array, n_slots: int, decide: Decide, decide_state,
+                record_obs: bool = False, steps: int | None = None) -> tuple[Trajectory, object]:
+        """`n_slots` episode slots in lockstep over `steps` raw steps (default and minimum: the
+        time limit T), one lax.scan.
 
         `decide` is evaluated at every raw step (under vmap a branch would compute both sides
-        anyway); its new state and code are kept only where a decision is due: at t = 0 and
-        after beta >= 0.5, in episodes that have not ended. Returns (Trajectory, final
-        decide_state)."""
-        reset_keys, action_keys, policy_keys = episode_keys(key, n_episodes)
+        anyway); its new state and code are kept only where a decision is due: at an episode's
+        first step and after beta >= 0.5, in episodes that have not ended. Episode j of a slot
+        draws from the slot's `episode_keys` streams through common.episode_stream(., j), its
+        raw step at episode time t with fold_in(stream, t): the same numbers a slot that
+        played that episode alone would draw. Returns (Trajectory, final decide_state)."""
+        steps = self.max_steps if steps is None else steps
+        if steps < self.max_steps:
+            raise ValueError(f"a rollout needs at least the time limit T={self.max_steps} raw steps, got {steps}")
+        last_start = steps - self.max_steps  # the last step at which an episode may begin
+        reset_keys, action_keys, policy_keys = episode_keys(key, n_slots)
         state, obs0 = self.start(frozen, reset_keys)
+        first_decide_state = decide_state
 
         def advance(carry, t):
             state, decide_state, due = carry
             decision = due & ~state.done
-            new_decide_state, z, log_prob = decide(decide_state, state.e, fold_in_time(policy_keys, t))
+            clock = state.env_state.t  # the episode's own time
+            new_decide_state, z, log_prob = decide(decide_state, state.e,
+                                                   fold_in_time(episode_stream(policy_keys, state.episode), clock))
             decide_state = where_tree(decision, new_decide_state, decide_state)
             state = state.replace(z=jnp.where(decision[:, None], z, state.z))
-            alive, e_t = ~state.done, state.e
-            state, reward, beta, obs = self.raw_step(frozen, fold_in_time(action_keys, t), state)
-            out = {"decision": decision, "e": e_t, "z": state.z, "log_prob": log_prob, "beta": beta,
-                   "reward": reward, "alive": alive}
+            alive, e_t, z_t, episode = ~state.done, state.e, state.z, state.episode
+            restarts = ()
+            if last_start > 0:  # a slot whose episode ends before last_start begins a new one
+                restarts = (jnp.broadcast_to(t < last_start, alive.shape),
+                            episode_stream(reset_keys, state.episode + 1))
+            state, reward, beta, info = self.raw_step(
+                frozen, fold_in_time(episode_stream(action_keys, state.episode), clock), state, *restarts)
+            out = {"decision": decision, "e": e_t, "z": z_t, "log_prob": log_prob, "beta": beta,
+                   "reward": reward, "alive": alive, "episode": episode, "ended": info["ended"],
+                   "end_progress": jnp.where(info["ended"], info["progress"], 0),
+                   "succeeded": info["success"]}
             if record_obs:
-                out["obs"] = jnp.where(alive[:, None], obs, 0)  # zeros after the end: render stops there
-            return (state, decide_state, beta >= SWITCH_THRESHOLD), out
+                out["obs"] = jnp.where(alive[:, None], info["obs"], 0)  # zeros after the end: render stops there
+            decide_state = where_tree(info["restarted"], first_decide_state, decide_state)
+            return (state, decide_state, (beta >= SWITCH_THRESHOLD) | info["restarted"]), out
 
-        # A scan over all T steps rather than a loop that stops once every episode has ended:
+        # A scan over all S steps rather than a loop that stops once every episode has ended:
         # under vmap over runs, a per-run stopping condition would batch the whole carry, the
         # cache position included, turning every cache write into a scatter; and with a
         # batch of episodes one of them usually runs to T anyway (measured: early stopping
         # gained nothing at batch 64 and up).
-        carry = (state, decide_state, jnp.ones(n_episodes, bool))
-        (state, decide_state, _), steps = jax.lax.scan(advance, carry, jnp.arange(self.max_steps))
+        carry = (state, decide_state, jnp.ones(n_slots, bool))
+        (state, decide_state, _), steps = jax.lax.scan(advance, carry, jnp.arange(steps))
         steps = jax.tree.map(lambda x: jnp.swapaxes(x, 0, 1), steps)
         obs = jnp.concatenate([obs0[:, None], steps.pop("obs")], axis=1) if record_obs else None
         return Trajectory(**steps, returns=steps["reward"].sum(1), success=state.success, length=state.length,

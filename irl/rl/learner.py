@@ -27,7 +27,7 @@ from irl import spaces
 from irl.control.discovered import Discovered
 from irl.models.base import BaseModel
 from irl.rl import policy, ppo, raw_env
-from irl.rl.common import compact
+from irl.rl.common import compact, episode_sums
 from irl.rl.internal_env import InternalEnv
 from irl.spaces import CategoricalActions
 
@@ -56,35 +56,43 @@ class Agent:
     log_prob: Callable
 
 
-def internal_agent(env: InternalEnv, cfg: policy.PolicyConfig, batch: int) -> Agent:
-    steps = env.max_steps
+def internal_agent(env: InternalEnv, cfg: policy.PolicyConfig, slots: int, steps: int | None = None) -> Agent:
+    """Internal RL over `slots` episode slots of `steps` raw steps each (default T: one
+    episode per slot; more: each slot plays episodes back to back, see InternalEnv.rollout)."""
+    steps = env.max_steps if steps is None else steps
+    episodes_per_slot = steps - env.max_steps + 1  # the most a slot can play
 
     def collect(params, frozen, key):
         decide = lambda state, e, keys: policy.step(params, cfg, state, e, keys)
-        traj, _ = env.rollout(frozen, key, batch, decide, policy.initial_state(cfg, (batch,)))
-        decisions = traj.decision.sum(1)
+        traj, _ = env.rollout(frozen, key, slots, decide, policy.initial_state(cfg, (slots,)), steps=steps)
+        at_decisions = lambda x: compact(traj.decision, x)
         data = {
-            "e": compact(traj.decision, traj.e),
-            "z": compact(traj.decision, traj.z),
-            "log_prob_old": compact(traj.decision, traj.log_prob),
-            "mask": jnp.arange(steps)[None] < decisions[:, None],
-            "returns": traj.returns,
+            "e": at_decisions(traj.e),
+            "z": at_decisions(traj.z),
+            "log_prob_old": at_decisions(traj.log_prob),
+            "episode": at_decisions(traj.episode),
+            "mask": jnp.arange(steps)[None] < traj.decision.sum(1)[:, None],
+            "returns": episode_sums(traj.episode, traj.reward, episodes_per_slot),
+            "played": episode_sums(traj.episode, traj.ended.astype(jnp.int32), episodes_per_slot) > 0,
         }
-        return data, _episode_stats(traj.success, traj.length, traj.progress, decisions)
+        return data, _episode_stats(traj.ended, traj.succeeded, traj.alive, traj.end_progress, traj.decision)
 
     return Agent(
         init_policy=lambda key, frozen: policy.init(key, cfg),
         collect=collect,
-        log_prob=lambda params, frozen, mb: policy.sequence_log_prob(params, cfg, mb["e"], mb["z"]),
+        log_prob=lambda params, frozen, mb: policy.sequence_log_prob(params, cfg, mb["e"], mb["z"], mb["episode"]),
     )
 
 
 def raw_action_agent(model: BaseModel, env, env_params, batch: int, action_space=CategoricalActions()) -> Agent:
+    """RL on the base model's primitive actions, one episode per slot."""
     def collect(params, frozen, key):
         eps = raw_env.rollout(model, params, env, env_params, key, batch, action_space=action_space)
         data = {"obs": eps.obs, "actions": eps.actions, "log_prob_old": eps.log_prob, "mask": eps.alive,
-                "returns": eps.returns}
-        return data, _episode_stats(eps.success, eps.length, eps.progress, eps.length)
+                "returns": eps.returns[:, None], "played": jnp.ones((batch, 1), bool),
+                "episode": jnp.zeros(eps.alive.shape, jnp.int32)}
+        one = jnp.ones(batch, bool)
+        return data, _episode_stats(one, eps.success, eps.length, eps.progress, eps.length)
 
     return Agent(
         init_policy=lambda key, frozen: frozen["base"],  # fine-tune the pretrained model itself
@@ -93,15 +101,29 @@ def raw_action_agent(model: BaseModel, env, env_params, batch: int, action_space
     )
 
 
-def _episode_stats(success, length, progress, decisions) -> dict:
-    return {"success": success.mean(), "length": length.mean(), "progress": progress.mean(),
-            "decisions": decisions.mean()}
+def _episode_stats(ended, succeeded, steps, progress, decisions) -> dict:
+    """Means per episode played: `ended` marks each once (per step or per slot); the other
+    arrays are summed over the batch (per-step flags and counts, or per-episode values)."""
+    n = ended.sum()
+    per_episode = lambda x: x.sum() / jnp.maximum(n, 1)
+    return {"episodes": n.astype(jnp.float32), "success": per_episode(succeeded), "length": per_episode(steps),
+            "progress": per_episode(progress), "decisions": per_episode(decisions)}
 
 
 def ppo_config(config: ml_collections.ConfigDict, method: str) -> ppo.PPOConfig:
     c = config.ppo
     return ppo.PPOConfig(lr=c.raw_action_lr if method == "raw_action" else c.lr, weight_decay=c.weight_decay,
                          clip=c.clip, epochs=c.epochs, minibatches=c.minibatches, grad_clip=c.grad_clip)
+
+
+def rollout_steps(config: ml_collections.ConfigDict, method: str) -> int:
+    """Raw steps each slot runs per update: train.rollout_steps for the internal methods (0:
+    the time limit T, one episode per slot); T for raw_action, which plays one per slot."""
+    limit = int(envs.make(config.env, tasks="post")[1].time_limit)
+    steps = config.train.rollout_steps if method in INTERNAL_METHODS else 0
+    if steps and steps < limit:
+        raise ValueError(f"bad rl config: train.rollout_steps must be 0 or >= the time limit {limit}, got {steps}")
+    return steps or limit
 
 
 def validate(config: ml_collections.ConfigDict) -> None:
@@ -119,6 +141,9 @@ def validate(config: ml_collections.ConfigDict) -> None:
     t = config.train
     need(t.updates >= 1 and t.chunk_updates >= 1, "train.updates and train.chunk_updates must be >= 1")
     need(t.updates % t.chunk_updates == 0, f"train.updates {t.updates} must be a multiple of chunk_updates {t.chunk_updates}")
+    need(t.rollout_steps >= 0, f"train.rollout_steps must be >= 0 (0: the time limit), got {t.rollout_steps}")
+    if t.rollout_steps and config.env in envs.ENV_NAMES:
+        rollout_steps(config, INTERNAL_METHODS[0])  # at least the time limit
     for method in config.methods:
         try:
             ppo_config(config, method).check_batch(t.batch)
@@ -150,14 +175,9 @@ class Learner:
     def runs(self) -> int:
         return self.models * self.config.rl_seeds
 
-    def internal_env_steps(self) -> int:
-        """Raw steps per episode the fixed-shape rollout pays for (the time limit T)."""
-        return int(envs.make(self.config.env, tasks="post")[1].time_limit)
-
-    @property
-    def episodes_per_update(self) -> int:
-        """Per run."""
-        return self.config.train.batch
+    def paid_steps_per_update(self) -> int:
+        """Raw steps per update and run the fixed-shape rollout pays for: slots x steps."""
+        return self.config.train.batch * rollout_steps(self.config, self.method)
 
     def _run_keys(self):
         seeds = self.config.rl_seeds
@@ -237,5 +257,5 @@ def make_train(config: ml_collections.ConfigDict, method: str, source: Discovere
                                      width=p.width, n_heads=p.n_heads, mlp_width=p.mlp_width,
                                      init_log_std=p.init_log_std)
     frozen = _first_models(InternalEnv.frozen_params(source), config.models)
-    return Learner(config, method, internal_agent(internal_env, policy_cfg, batch), frozen, optimizer, ppo_cfg,
-                   internal_env, policy_cfg)
+    agent = internal_agent(internal_env, policy_cfg, batch, rollout_steps(config, method))
+    return Learner(config, method, agent, frozen, optimizer, ppo_cfg, internal_env, policy_cfg)

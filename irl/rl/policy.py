@@ -91,13 +91,17 @@ def step(params: dict, cfg: PolicyConfig, state, e: jax.Array, keys: jax.Array):
     return state, z, log_prob(z, mu, log_std)
 
 
-def sequence(params: dict, cfg: PolicyConfig, e: jax.Array) -> tuple[jax.Array, jax.Array]:
+def sequence(params: dict, cfg: PolicyConfig, e: jax.Array, episode: jax.Array | None = None):
     """(mu, log_std) [B, K, Z] for the decision sequence e [B, K, D] (decision k at slot k;
-    slots after an episode's last decision are padding that, being later, changes nothing)."""
-    y = hawk.block(params["block"], _project(params, e), cfg.block)
+    slots after the last decision are padding that, being later, changes nothing). With
+    `episode` int [B, K], a row holds several episodes one after another, and the recurrence
+    restarts where the episode changes, as the acting state did."""
+    y = hawk.block(params["block"], _project(params, e), cfg.block, episode)
     return _gaussian(params, y)
 
 
-def sequence_log_prob(params: dict, cfg: PolicyConfig, e: jax.Array, z: jax.Array) -> jax.Array:
-    """log p(z_k | e_1..k) [B, K] for decision sequences e [B, K, D], z [B, K, Z]."""
-    return log_prob(z, *sequence(params, cfg, e))
+def sequence_log_prob(params: dict, cfg: PolicyConfig, e: jax.Array, z: jax.Array,
+                      episode: jax.Array | None = None) -> jax.Array:
+    """log p(z_k | the decisions of its episode up to k) [B, K] for decision sequences
+    e [B, K, D], z [B, K, Z] (episode: as in `sequence`)."""
+    return log_prob(z, *sequence(params, cfg, e, episode))

@@ -5,7 +5,9 @@ The advantage is the whole episode's return standardised over the batch,
 A = (R - mean_batch R) / (std_batch R + 1e-3), given to every decision of that episode; the
 loss is the clipped ratio objective averaged over the batch's decisions, with no entropy term
 and no value function. A method supplies only `log_prob(params, batch) -> [B, K]` over its own
-decision layout (K decision slots per episode, `mask` marking the real ones).
+decision layout: B slots of K decisions (`mask` marks the real ones), each decision belonging
+to one of the slot's E episodes (`episode` [B, K]; a slot may play several episodes one after
+another, irl.rl.internal_env.InternalEnv.rollout).
 """
 
 from __future__ import annotations
@@ -50,19 +52,24 @@ def make_optimizer(cfg: PPOConfig) -> optax.GradientTransformation:
     return optax.chain(optax.clip_by_global_norm(cfg.grad_clip), adamw) if cfg.grad_clip else adamw
 
 
-def episode_advantage(returns: jax.Array, eps: float = 1e-3) -> jax.Array:
-    """[B] returns -> [B] advantages, one per episode."""
-    return (returns - returns.mean()) / (returns.std() + eps)
+def episode_advantage(returns: jax.Array, eps: float = 1e-3, played: jax.Array | None = None) -> jax.Array:
+    """Returns [...] of episodes -> advantages [...], one per episode, standardised over the
+    episodes `played` (bool [...], default all; the others get 0)."""
+    weight = jnp.ones_like(returns) if played is None else played.astype(returns.dtype)
+    n = jnp.maximum(weight.sum(), 1.0)
+    mean = (weight * returns).sum() / n
+    std = jnp.sqrt((weight * (returns - mean) ** 2).sum() / n)
+    return weight * (returns - mean) / (std + eps)
 
 
 def clipped_loss(log_prob: jax.Array, log_prob_old: jax.Array, advantage: jax.Array, mask: jax.Array,
                  clip: float) -> tuple[jax.Array, dict]:
     """The clipped surrogate, negated, averaged over real decisions.
 
-    log_prob, log_prob_old [B, K]; advantage [B] (broadcast over the episode's decisions);
-    mask bool [B, K]."""
+    log_prob, log_prob_old [B, K]; advantage [B, K], each decision's (or [B, 1]: one for all
+    of a slot's decisions); mask bool [B, K]."""
     ratio = jnp.exp(log_prob - log_prob_old)
-    adv = advantage[:, None]
+    adv = advantage
     surrogate = jnp.minimum(ratio * adv, jnp.clip(ratio, 1 - clip, 1 + clip) * adv)
     weight = mask.astype(jnp.float32)
     n = jnp.maximum(weight.sum(), 1.0)
@@ -76,12 +83,14 @@ def clipped_loss(log_prob: jax.Array, log_prob_old: jax.Array, advantage: jax.Ar
 
 def update(params, opt_state, batch: dict, log_prob_fn: Callable, optimizer: optax.GradientTransformation,
            cfg: PPOConfig, key: jax.Array):
-    """PPO epochs over one batch of episodes. `batch` is a pytree of arrays with leading [B]
-    holding at least "log_prob_old" [B, K], "mask" [B, K] and "returns" [B];
-    log_prob_fn(params, minibatch) -> [b, K]. Returns (params, opt_state, stats averaged over
-    the gradient steps)."""
-    n_episodes = batch["returns"].shape[0]
-    batch = dict(batch, advantage=episode_advantage(batch["returns"], cfg.advantage_eps))
+    """PPO epochs over one batch of B slots. `batch` is a pytree of arrays with leading [B]
+    holding at least "log_prob_old" [B, K], "mask" [B, K], "returns" [B, E] and "played"
+    bool [B, E] of each slot's episodes, and "episode" int [B, K], the episode of each
+    decision; log_prob_fn(params, minibatch) -> [b, K]. Returns (params, opt_state, stats
+    averaged over the gradient steps)."""
+    n_slots = batch["returns"].shape[0]
+    advantage = episode_advantage(batch["returns"], cfg.advantage_eps, batch["played"])
+    batch = dict(batch, advantage=jnp.take_along_axis(advantage, batch["episode"], axis=1))
 
     def loss_fn(params, minibatch):
         return clipped_loss(log_prob_fn(params, minibatch), minibatch["log_prob_old"], minibatch["advantage"],
@@ -95,8 +104,8 @@ def update(params, opt_state, batch: dict, log_prob_fn: Callable, optimizer: opt
                                                                         grad_norm=optax.tree.norm(grads))
 
     def epoch(carry, epoch_key):
-        order = jax.random.permutation(epoch_key, n_episodes)
-        split = lambda x: x[order].reshape(cfg.minibatches, n_episodes // cfg.minibatches, *x.shape[1:])
+        order = jax.random.permutation(epoch_key, n_slots)
+        split = lambda x: x[order].reshape(cfg.minibatches, n_slots // cfg.minibatches, *x.shape[1:])
         return jax.lax.scan(gradient_step, carry, jax.tree.map(split, batch))
 
     (params, opt_state), stats = jax.lax.scan(epoch, (params, opt_state), jax.random.split(key, cfg.epochs))

@@ -1,6 +1,12 @@
 """How fast the internal-RL environment runs, in its two forms, under vmap on this machine.
 
     python -m irl.rl.speed [--batches 16,64,256] [--arch transformer] [--policy_width 128]
+    python -m irl.rl.speed --discovery=DIR [--rollout_steps 0,200,300] [--batch 128]
+
+The second form times what training pays: the learner's update (collect, then PPO) on a
+discovered metacontroller at the rl-small settings, for slots that play one episode each
+(rollout_steps 0) against slots that play episodes back to back; it reports episodes per
+second and each setting's ratio to the first, all in one run.
 
 - fixed-shape: `InternalEnv.rollout`, one lax.scan over the T raw steps of a batch in lockstep,
   the policy queried every step and kept only where a decision is due;
@@ -13,10 +19,13 @@ and policy; speed is counted in real raw steps (steps episodes actually took) pe
 from __future__ import annotations
 
 import argparse
+import json
 import time
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 import irl.envs as envs
 from irl.control import metacontroller
@@ -90,13 +99,64 @@ def measure(discovered: Discovered, batch: int, policy_width: int = 128, repeats
             "fixed_shape_paid_steps_per_s": paid / fixed_s, "mean_length": fixed_steps / (repeats * batch)}
 
 
+def measure_back_to_back(discovered: Discovered, rollout_steps: list[int], batch: int, updates: int = 2,
+                         repeats: int = 5) -> list[dict]:
+    """Per setting of train.rollout_steps: the median seconds of a chunk of `updates` updates
+    (one run, rl-small settings, after a warm-up chunk), episodes per update, episodes per
+    second, and raw steps per second taken (by some episode) and paid (slots x steps)."""
+    from experiments.configs.grid import rl_config
+    from irl.rl.learner import make_train
+
+    results = []
+    for steps in rollout_steps:
+        config = rl_config("small")
+        config.update(models=1, rl_seeds=1, methods=("internal",))
+        config.train.update(batch=batch, chunk_updates=updates, updates=updates, rollout_steps=steps)
+        learner = make_train(config, "internal", discovered)
+        chunk, state = learner.chunk_fn(), learner.init_state()
+        state, metrics = jax.block_until_ready(chunk(state))  # compile and warm up
+        seconds, episodes, lengths = [], [], []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            state, metrics = jax.block_until_ready(chunk(state))
+            seconds.append(time.perf_counter() - start)
+            episodes.append(float(jnp.mean(metrics["episodes"])))
+            lengths.append(float(jnp.mean(metrics["length"])))
+        median = float(np.median(seconds))
+        per_update = float(np.mean(episodes))
+        results.append({"rollout_steps": steps or learner.internal_env.max_steps, "seconds_per_update": median / updates,
+                        "episodes_per_update": per_update, "mean_length": float(np.mean(lengths)),
+                        "episodes_per_s": per_update * updates / median,
+                        "taken_steps_per_s": per_update * float(np.mean(lengths)) * updates / median,
+                        "paid_steps_per_s": learner.paid_steps_per_update() * updates / median})
+    for r in results:
+        r["episodes_per_s_ratio"] = r["episodes_per_s"] / results[0]["episodes_per_s"]
+    return results
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--batches", default="16,64,256")
     parser.add_argument("--arch", default="transformer")
     parser.add_argument("--policy_width", type=int, default=128)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--discovery", default="", help="a discovery workdir: time back-to-back episodes on it")
+    parser.add_argument("--rollout_steps", default="0,200,300")
+    parser.add_argument("--batch", type=int, default=128)
+    parser.add_argument("--out", default="", help="write the back-to-back results here as JSON")
     args = parser.parse_args()
+    if args.discovery:
+        from irl.discovery import load_discovered
+        results = measure_back_to_back(load_discovered(args.discovery, "metacontroller"),
+                                       [int(s) for s in args.rollout_steps.split(",")], args.batch,
+                                       repeats=args.repeats)
+        for r in results:
+            print(json.dumps(r), flush=True)
+        if args.out:
+            Path(args.out).write_text(json.dumps({"batch": args.batch, "discovery": args.discovery,
+                                                  "device": jax.devices()[0].device_kind, "results": results},
+                                                 indent=2))
+        return
     discovered = random_discovered(args.arch)
     print(f"{'batch':>6} {'fixed-shape':>12} {'(paid T)':>10} {'while-loop':>11} {'mean length':>12}   real raw steps/s")
     for batch in map(int, args.batches.split(",")):

@@ -43,13 +43,15 @@ def rl(config, pretrained: str | Path, discovery: str | Path, workdir: str | Pat
     return train_methods(config, sources, workdir, progress)
 
 
-def success_curve(rows: list[dict], episodes_per_update: int) -> dict:
+def success_curve(rows: list[dict]) -> dict:
     """Median and quartiles over runs of the chunk's training success, against episodes seen
-    per run."""
+    per run (each chunk's mean episodes per update, averaged over runs, times its updates)."""
     rows = [r for r in rows if "success" in r]
     runs = np.array([np.ravel(r["success"]) for r in rows])  # [chunks, runs]
     q25, median, q75 = np.percentile(runs, [25, 50, 75], axis=1) if rows else ([], [], [])
-    return {"episodes": [int(r["step"]) * episodes_per_update for r in rows],
+    updates = np.diff([0] + [int(r["step"]) for r in rows])
+    episodes = np.cumsum([np.mean(r["episodes"]) * n for r, n in zip(rows, updates)])
+    return {"episodes": [int(round(e)) for e in episodes],
             "median": list(map(float, median)), "q25": list(map(float, q25)), "q75": list(map(float, q75))}
 
 
@@ -64,18 +66,19 @@ def train_method(config, learner: Learner, workdir: Path, progress: bool) -> tup
     state = training.run(workdir, learner.init_state, learner.chunk_fn(), total_steps=config.train.updates,
                          chunk_steps=config.train.chunk_updates, description=f"rl {learner.method}", progress=progress)
     rows = training.read_metrics(workdir)
-    curve = success_curve(rows, learner.episodes_per_update)
+    curve = success_curve(rows)
     updates_per_s = float(np.median([r["steps_per_s"] for r in rows])) if rows else float("nan")
-    episodes_per_s = updates_per_s * learner.episodes_per_update * learner.runs
+    episodes_per_update = float(np.mean([np.mean(r["episodes"]) for r in rows])) if rows else float("nan")
+    episodes_per_s = updates_per_s * episodes_per_update * learner.runs
     summary = {
         "final_success_median": curve["median"][-1] if curve["median"] else float("nan"),
-        "episodes": int(state["step"]) * learner.episodes_per_update,
+        "episodes": curve["episodes"][-1] if curve["episodes"] else 0,
         **{f"episodes_to_{level}": episodes_to(curve, level) for level in THRESHOLDS},
         "runs": learner.runs,
         "final_decisions_per_episode": float(np.mean(rows[-1]["decisions"])) if rows else float("nan"),
         "train_seconds": float(state["elapsed"]),
         "episodes_per_s": episodes_per_s,
-        "raw_steps_per_s": episodes_per_s * learner.internal_env_steps(),
+        "paid_raw_steps_per_s": updates_per_s * learner.paid_steps_per_update() * learner.runs,
         "wall_seconds_this_call": time.perf_counter() - start,
         "curve": curve,
     }
