@@ -114,10 +114,10 @@ def init(key: jax.Array, cfg: MetacontrollerConfig) -> dict:
         "embedder": {"x": _dense(k[2], d, s), "gates": _dense(k[3], d, 2 * s), "lam": _lru_lambda(k[8], s)},
         "encoder": {"hidden": _dense(k[4], (d + g + s) if cfg.encoder_reads_past else s, cfg.encoder_hidden),
                     "out": {"w": _dense(k[5], cfg.encoder_hidden, 2 * z, scale=0.1)["w"],
-                            "b": jnp.concatenate([jnp.zeros(z), jnp.full(z, cfg.encoder_log_std)])}},
+                            "b": jnp.concatenate([jnp.zeros(z), jnp.full(z, cfg.encoder_log_std, jnp.float32)])}},
         # the switch starts biased to "keep" so that codes are held by default
         "switch": {"hidden": _dense(k[6], d + g + z, cfg.switch_hidden),
-                   "out": {"w": jnp.zeros((cfg.switch_hidden, 1)), "b": jnp.full(1, cfg.switch_bias)}},
+                   "out": {"w": jnp.zeros((cfg.switch_hidden, 1)), "b": jnp.full(1, cfg.switch_bias, jnp.float32)}},
         "decoder": linear.init(k[7], cfg.decoder),
     }
 

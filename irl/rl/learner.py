@@ -1,15 +1,18 @@
 """The learner: every method, one jitted program, seeds as batch axes.
 
 `make_train(config, method, source)` returns a `Learner` whose `chunk(state)` runs
-`config.train.chunk_updates` PPO updates (collect a batch of episodes, then PPO epochs on it)
-for every run at once: runs are [models, rl_seeds], pretrained models x RL seeds per model,
+`config.train.chunk_updates` PPO updates (collect a batch of episodes from `train.batch`
+episode slots, then PPO epochs on it) for every run at once: runs are [models, rl_seeds], pretrained models x RL seeds per model,
 two vmapped axes (the frozen models vmap over the first only). Every random draw is keyed by
 (run key, update index), so `irl.training.run` resumes a run exactly.
 
 Methods differ only in what they act with:
 - "internal", "beta1", "cotrained": internal RL on a `Discovered` (the metacontroller, its
-  beta=1 baseline, the co-trained one); the policy is irl.rl.policy over latent codes;
-- "raw_action": the pretrained base model itself on primitive actions (irl.rl.raw_env).
+  beta=1 baseline, the co-trained one); the policy is irl.rl.policy over latent codes; a
+  slot plays episodes back to back when `train.rollout_steps` > T (InternalEnv.rollout);
+- "raw_action": the pretrained base model itself on primitive actions (irl.rl.raw_env), one
+  episode per slot.
+Curves count the episodes played (the "episodes" metric of every update).
 Rewards come from the post-training task only (`envs.make(env, tasks="post")`).
 """
 
@@ -47,8 +50,9 @@ class Agent:
     """What a method contributes to the shared learner (all pure, one run, unbatched params).
 
     init_policy(key, frozen) -> policy params
-    collect(params, frozen, key) -> (batch {"log_prob_old" [B, K], "mask" [B, K], "returns" [B], ...},
-                                     stats {name: scalar})
+    collect(params, frozen, key) -> (batch {"log_prob_old" [B, K], "mask" [B, K], "episode" [B, K],
+                                            "returns" [B, E], "played" [B, E], ...} (irl.rl.ppo.update),
+                                     stats {name: scalar}, "episodes" among them)
     log_prob(params, frozen, minibatch) -> [b, K]
     """
     init_policy: Callable

@@ -58,7 +58,7 @@ def init(key: jax.Array, cfg: PolicyConfig) -> dict:
         "norm_out": jnp.ones(cfg.width),
         "w_mu": jnp.zeros((cfg.width, cfg.latent_dim)),
         "b_mu": jnp.zeros(cfg.latent_dim),
-        "log_std": jnp.full(cfg.latent_dim, cfg.init_log_std),
+        "log_std": jnp.full(cfg.latent_dim, cfg.init_log_std, jnp.float32),
     }
 
 
