@@ -56,8 +56,8 @@ def episode_stream(keys: jax.Array, episode: jax.Array) -> jax.Array:
     fold_in(keys[i], j) for episode j > 0."""
     later = jax.random.key_data(fold_in_time(keys, episode))
     first = jax.random.key_data(keys)
-    return jax.random.wrap_key_data(jnp.where((episode == 0).reshape(episode.shape + (1,) * (first.ndim - episode.ndim)),
-                                              first, later))
+    is_first = (episode == 0).reshape(episode.shape + (1,) * (first.ndim - episode.ndim))
+    return jax.random.wrap_key_data(jnp.where(is_first, first, later))
 
 
 def sample_actions(keys: jax.Array, out: jax.Array, greedy: bool, action_space=CategoricalActions()) -> jax.Array:

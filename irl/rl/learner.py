@@ -2,8 +2,8 @@
 
 `make_train(config, method, source)` returns a `Learner` whose `chunk(state)` runs
 `config.train.chunk_updates` PPO updates (collect a batch of episodes from `train.batch`
-episode slots, then PPO epochs on it) for every run at once: runs are [models, rl_seeds], pretrained models x RL seeds per model,
-two vmapped axes (the frozen models vmap over the first only). Every random draw is keyed by
+episode slots, then PPO epochs on it) for every run at once: runs are [models, rl_seeds],
+pretrained models x RL seeds per model, two vmapped axes (the frozen models vmap over the first only). Every random draw is keyed by
 (run key, update index), so `irl.training.run` resumes a run exactly.
 
 Methods differ only in what they act with:

@@ -124,8 +124,9 @@ def measure_back_to_back(discovered: Discovered, rollout_steps: list[int], batch
             lengths.append(float(jnp.mean(metrics["length"])))
         median = float(np.median(seconds))
         per_update = float(np.mean(episodes))
-        results.append({"rollout_steps": steps or learner.internal_env.max_steps, "seconds_per_update": median / updates,
-                        "episodes_per_update": per_update, "mean_length": float(np.mean(lengths)),
+        results.append({"rollout_steps": steps or learner.internal_env.max_steps,
+                        "seconds_per_update": median / updates, "episodes_per_update": per_update,
+                        "mean_length": float(np.mean(lengths)),
                         "episodes_per_s": per_update * updates / median,
                         "taken_steps_per_s": per_update * float(np.mean(lengths)) * updates / median,
                         "paid_steps_per_s": learner.paid_steps_per_update() * updates / median})
