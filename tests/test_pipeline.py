@@ -173,10 +173,9 @@ def test_internal_rl_writes_curves_and_an_episode_and_resumes(reproduced):
         result = saved[method]
         assert 0.0 <= result["final_success_median"] <= 1.0 and result["runs"] == config.models * config.rl_seeds
         curve = result["curve"]
-        # episodes seen: each slot plays one, or (internal methods, rollout_steps > T) one or more
+        # episodes seen: each slot plays one or more (rollout_steps > T: back to back)
         per_update = np.array([np.mean(r["episodes"]) for r in training.read_metrics(workdir / method)])
-        assert (per_update == config.train.batch).all() if method == "raw_action" else \
-            (per_update >= config.train.batch).all()
+        assert config.train.rollout_steps > 100 and (per_update >= config.train.batch).all()
         assert curve["episodes"] == [round(e) for e in np.cumsum(per_update * config.train.chunk_updates)]
         assert result["episodes"] == curve["episodes"][-1] and len(curve["episodes"]) == chunks
         assert all(lo <= m <= hi for lo, m, hi in zip(curve["q25"], curve["median"], curve["q75"]))

@@ -65,13 +65,21 @@ def test_compact_moves_decisions_to_the_front_of_their_own_row():
     np.testing.assert_array_equal(compact(decision, x), [[0, 2, 0, 0], [7, 0, 0, 0]])
 
 
-def test_raw_action_teacher_forced_log_probs_equal_the_step_wise_ones():
+@pytest.mark.parametrize("extra_steps", [0, 40])
+def test_raw_action_teacher_forced_log_probs_equal_the_step_wise_ones(extra_steps):
+    """One episode per slot, and several back to back (each episode's own observations only)."""
     for arch in ("transformer", "hawk"):
         discovered = tiny_discovered(arch)
         params = first(discovered.base_params)
-        eps = jax.jit(lambda k: raw_env.rollout(discovered.model, params, ENV, POST, k, 6))(jax.random.key(0))
-        recomputed = jax.jit(lambda o, a: raw_env.log_prob(discovered.model, params, o, a))(eps.obs, eps.actions)
+        steps = int(POST.time_limit) + extra_steps
+        eps = jax.jit(lambda k: raw_env.rollout(discovered.model, params, ENV, POST, k, 6, steps=steps))(
+            jax.random.key(0))
+        recomputed = jax.jit(lambda o, a, ep: raw_env.log_prob(discovered.model, params, o, a, episode=ep))(
+            eps.obs, eps.actions, eps.episode)
         alive = np.asarray(eps.alive)
         assert alive.sum() > 10
         np.testing.assert_allclose(np.asarray(recomputed)[alive], np.asarray(eps.log_prob)[alive], atol=1e-4)
         np.testing.assert_array_equal(eps.length, alive.sum(1))
+        episodes = np.asarray(eps.ended.sum(1))
+        assert (episodes.max() > 1) == (extra_steps > 0)
+        np.testing.assert_array_equal(np.asarray(eps.episode).max(1) + 1, episodes)  # every episode begun ended

@@ -198,10 +198,9 @@ def rl_config(preset: str) -> ml_collections.ConfigDict:
     c.ppo = ml_collections.ConfigDict(dict(
         lr=3e-5, raw_action_lr=3e-5, weight_decay=0.0, clip=0.2, epochs=1, minibatches=1, grad_clip=0.0,
     ))
-    # batch: episode slots per update and run; rollout_steps: raw steps each slot runs in the
-    # internal methods (0: the time limit T, one episode per slot, the paper's batch; more: a
-    # slot plays episodes back to back, those begun by step rollout_steps - T, see
-    # irl.rl.internal_env.InternalEnv.rollout); the raw-action baseline plays one per slot
+    # batch: episode slots per update and run; rollout_steps: raw steps each slot runs (0: the
+    # time limit T, one episode per slot, the paper's batch; more: a slot plays episodes back
+    # to back, those begun by step rollout_steps - T, see irl.rl.internal_env.InternalEnv.rollout)
     c.train = ml_collections.ConfigDict(dict(updates=100_000, batch=1024, chunk_updates=1000, rollout_steps=0))
     c.render_tries = 64  # episodes drawn to find a solved one to render
 

@@ -93,6 +93,16 @@ def env_step(env, env_params, keys: jax.Array, env_state, action: jax.Array, don
             info["success"] & alive)
 
 
+def begin_new_episodes(env, env_params, model, restart: jax.Array, reset_keys: jax.Array, obs: jax.Array,
+                       env_state, cache):
+    """Slots `restart` (bool [*B]) begin a new episode from reset_keys [*B]: the fresh layout's
+    first observation replaces `obs` [*B, O], its state `env_state`, and the base model's
+    cache rows restart (model.restart_cache). Returns (obs, env_state, cache)."""
+    fresh_obs, fresh_state = over_batch(lambda k: env.reset(k, env_params), restart.ndim)(reset_keys)
+    return (jnp.where(restart[..., None], fresh_obs, obs), where_tree(restart, fresh_state, env_state),
+            model.restart_cache(cache, restart))
+
+
 def compact(decision: jax.Array, x: jax.Array) -> jax.Array:
     """Move the entries of x [B, T, ...] at decision steps (bool [B, T]) to the front, in order:
     slot k holds the k-th decision; later slots are zero."""

@@ -46,8 +46,8 @@ from irl.control import linear, metacontroller
 from irl.control.discovered import Discovered
 from irl.control.metacontroller import SWITCH_THRESHOLD, MetacontrollerConfig
 from irl.models.base import BaseModel
-from irl.rl.common import (env_step, episode_keys, episode_stream, fold_in_time, over_batch, sample_actions,
-                           split_keys, where_tree)
+from irl.rl.common import (begin_new_episodes, env_step, episode_keys, episode_stream, fold_in_time, over_batch,
+                           sample_actions, split_keys, where_tree)
 from irl.spaces import CategoricalActions
 
 # decide(decide_state, e [B, D], keys [B]) -> (decide_state, z [B, Z], log p(z) [B])
@@ -167,10 +167,8 @@ class InternalEnv:
         restart = info["restarted"] = info["ended"] & (False if may_restart is None else may_restart)
         seen = obs
         if may_restart is not None:
-            fresh_obs, fresh_env = over_batch(lambda k: self.env.reset(k, self.env_params), restart.ndim)(reset_keys)
-            seen = jnp.where(restart[..., None], fresh_obs, obs)
-            env_state = where_tree(restart, fresh_env, env_state)
-            cache = self.model.restart_cache(cache, restart)
+            seen, env_state, cache = begin_new_episodes(self.env, self.env_params, self.model, restart, reset_keys,
+                                                        obs, env_state, cache)
         e_next, cache = self.model.lower_step(base, cache, seen, self.layer)
         h = metacontroller.gru_step(mc, state.e, state.h)
         beta = metacontroller.switch(mc, e_next, h, state.z)

@@ -8,11 +8,10 @@ pretrained models x RL seeds per model, two vmapped axes (the frozen models vmap
 
 Methods differ only in what they act with:
 - "internal", "beta1", "cotrained": internal RL on a `Discovered` (the metacontroller, its
-  beta=1 baseline, the co-trained one); the policy is irl.rl.policy over latent codes; a
-  slot plays episodes back to back when `train.rollout_steps` > T (InternalEnv.rollout);
-- "raw_action": the pretrained base model itself on primitive actions (irl.rl.raw_env), one
-  episode per slot.
-Curves count the episodes played (the "episodes" metric of every update).
+  beta=1 baseline, the co-trained one); the policy is irl.rl.policy over latent codes;
+- "raw_action": the pretrained base model itself on primitive actions (irl.rl.raw_env).
+With `train.rollout_steps` > T a slot plays episodes back to back (InternalEnv.rollout), in
+every method; curves count the episodes played (the "episodes" metric of every update).
 Rewards come from the post-training task only (`envs.make(env, tasks="post")`).
 """
 
@@ -60,11 +59,18 @@ class Agent:
     log_prob: Callable
 
 
+def _episodes(episode: jax.Array, reward: jax.Array, ended: jax.Array, steps: int, limit: int) -> dict:
+    """The PPO batch's per-episode part, from per-step arrays [B, S]: "returns" and "played"
+    [B, E], E = S - T + 1 being the most episodes a slot can play."""
+    most = steps - limit + 1
+    return {"returns": episode_sums(episode, reward, most),
+            "played": episode_sums(episode, ended.astype(jnp.int32), most) > 0}
+
+
 def internal_agent(env: InternalEnv, cfg: policy.PolicyConfig, slots: int, steps: int | None = None) -> Agent:
     """Internal RL over `slots` episode slots of `steps` raw steps each (default T: one
     episode per slot; more: each slot plays episodes back to back, see InternalEnv.rollout)."""
     steps = env.max_steps if steps is None else steps
-    episodes_per_slot = steps - env.max_steps + 1  # the most a slot can play
 
     def collect(params, frozen, key):
         decide = lambda state, e, keys: policy.step(params, cfg, state, e, keys)
@@ -76,8 +82,7 @@ def internal_agent(env: InternalEnv, cfg: policy.PolicyConfig, slots: int, steps
             "log_prob_old": at_decisions(traj.log_prob),
             "episode": at_decisions(traj.episode),
             "mask": jnp.arange(steps)[None] < traj.decision.sum(1)[:, None],
-            "returns": episode_sums(traj.episode, traj.reward, episodes_per_slot),
-            "played": episode_sums(traj.episode, traj.ended.astype(jnp.int32), episodes_per_slot) > 0,
+            **_episodes(traj.episode, traj.reward, traj.ended, steps, env.max_steps),
         }
         return data, _episode_stats(traj.ended, traj.succeeded, traj.alive, traj.end_progress, traj.decision)
 
@@ -88,26 +93,30 @@ def internal_agent(env: InternalEnv, cfg: policy.PolicyConfig, slots: int, steps
     )
 
 
-def raw_action_agent(model: BaseModel, env, env_params, batch: int, action_space=CategoricalActions()) -> Agent:
-    """RL on the base model's primitive actions, one episode per slot."""
+def raw_action_agent(model: BaseModel, env, env_params, slots: int, action_space=CategoricalActions(),
+                     steps: int | None = None) -> Agent:
+    """RL on the base model's primitive actions over `slots` episode slots of `steps` raw steps
+    (as internal_agent's)."""
+    limit = int(env_params.time_limit)
+    steps = limit if steps is None else steps
+
     def collect(params, frozen, key):
-        eps = raw_env.rollout(model, params, env, env_params, key, batch, action_space=action_space)
+        eps = raw_env.rollout(model, params, env, env_params, key, slots, action_space=action_space, steps=steps)
         data = {"obs": eps.obs, "actions": eps.actions, "log_prob_old": eps.log_prob, "mask": eps.alive,
-                "returns": eps.returns[:, None], "played": jnp.ones((batch, 1), bool),
-                "episode": jnp.zeros(eps.alive.shape, jnp.int32)}
-        one = jnp.ones(batch, bool)
-        return data, _episode_stats(one, eps.success, eps.length, eps.progress, eps.length)
+                "episode": eps.episode, **_episodes(eps.episode, eps.reward, eps.ended, steps, limit)}
+        return data, _episode_stats(eps.ended, eps.succeeded, eps.alive, eps.end_progress, eps.alive)
 
     return Agent(
         init_policy=lambda key, frozen: frozen["base"],  # fine-tune the pretrained model itself
         collect=collect,
-        log_prob=lambda params, frozen, mb: raw_env.log_prob(model, params, mb["obs"], mb["actions"], action_space),
+        log_prob=lambda params, frozen, mb: raw_env.log_prob(model, params, mb["obs"], mb["actions"], action_space,
+                                                             mb["episode"]),
     )
 
 
 def _episode_stats(ended, succeeded, steps, progress, decisions) -> dict:
-    """Means per episode played: `ended` marks each once (per step or per slot); the other
-    arrays are summed over the batch (per-step flags and counts, or per-episode values)."""
+    """Means per episode played, from per-step arrays [B, S]: `ended` marks each episode once;
+    the others are summed over the batch."""
     n = ended.sum()
     per_episode = lambda x: x.sum() / jnp.maximum(n, 1)
     return {"episodes": n.astype(jnp.float32), "success": per_episode(succeeded), "length": per_episode(steps),
@@ -120,11 +129,11 @@ def ppo_config(config: ml_collections.ConfigDict, method: str) -> ppo.PPOConfig:
                          clip=c.clip, epochs=c.epochs, minibatches=c.minibatches, grad_clip=c.grad_clip)
 
 
-def rollout_steps(config: ml_collections.ConfigDict, method: str) -> int:
-    """Raw steps each slot runs per update: train.rollout_steps for the internal methods (0:
-    the time limit T, one episode per slot); T for raw_action, which plays one per slot."""
+def rollout_steps(config: ml_collections.ConfigDict) -> int:
+    """Raw steps each slot runs per update: train.rollout_steps, or (0) the time limit T, one
+    episode per slot."""
     limit = int(envs.make(config.env, tasks="post")[1].time_limit)
-    steps = config.train.rollout_steps if method in INTERNAL_METHODS else 0
+    steps = config.train.rollout_steps
     if steps and steps < limit:
         raise ValueError(f"bad rl config: train.rollout_steps must be 0 or >= the time limit {limit}, got {steps}")
     return steps or limit
@@ -147,7 +156,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
     need(t.updates % t.chunk_updates == 0, f"train.updates {t.updates} must be a multiple of chunk_updates {t.chunk_updates}")
     need(t.rollout_steps >= 0, f"train.rollout_steps must be >= 0 (0: the time limit), got {t.rollout_steps}")
     if t.rollout_steps and config.env in envs.ENV_NAMES:
-        rollout_steps(config, INTERNAL_METHODS[0])  # at least the time limit
+        rollout_steps(config)  # at least the time limit
     for method in config.methods:
         try:
             ppo_config(config, method).check_batch(t.batch)
@@ -181,7 +190,7 @@ class Learner:
 
     def paid_steps_per_update(self) -> int:
         """Raw steps per update and run the fixed-shape rollout pays for: slots x steps."""
-        return self.config.train.batch * rollout_steps(self.config, self.method)
+        return self.config.train.batch * rollout_steps(self.config)
 
     def _run_keys(self):
         seeds = self.config.rl_seeds
@@ -251,7 +260,7 @@ def make_train(config: ml_collections.ConfigDict, method: str, source: Discovere
     batch = config.train.batch
     if method == "raw_action":
         frozen = {"base": _first_models(source.base_params, config.models)}
-        agent = raw_action_agent(source.model, env, post_params, batch, action_space)
+        agent = raw_action_agent(source.model, env, post_params, batch, action_space, rollout_steps(config))
         return Learner(config, method, agent, frozen, optimizer, ppo_cfg)
     if not isinstance(source, Discovered):
         raise ValueError(f"method {method!r} needs a Discovered (base model + metacontroller), got {type(source).__name__}")
@@ -261,5 +270,5 @@ def make_train(config: ml_collections.ConfigDict, method: str, source: Discovere
                                      width=p.width, n_heads=p.n_heads, mlp_width=p.mlp_width,
                                      init_log_std=p.init_log_std)
     frozen = _first_models(InternalEnv.frozen_params(source), config.models)
-    agent = internal_agent(internal_env, policy_cfg, batch, rollout_steps(config, method))
+    agent = internal_agent(internal_env, policy_cfg, batch, rollout_steps(config))
     return Learner(config, method, agent, frozen, optimizer, ppo_cfg, internal_env, policy_cfg)
