@@ -9,7 +9,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
+from matplotlib.ticker import MaxNLocator, NullFormatter  # noqa: E402
 
 
 def plot_curves(path: str | Path, x: Sequence[float], curves: dict[str, Sequence[float]], xlabel: str,
@@ -83,6 +83,7 @@ def plot_rl_curves(path: str | Path, curves: dict[str, dict[str, Sequence[float]
         ax.fill_between(c["episodes"], c["q25"], c["q75"], color=line.get_color(), alpha=0.2, linewidth=0)
     if log_x:
         ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(NullFormatter())  # labels on the decades only
     ax.set_xlabel("episodes" + (" (log scale)" if log_x else ""))
     ax.set_ylabel(ylabel)
     ax.set_ylim(-0.02, 1.02)
