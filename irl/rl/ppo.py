@@ -69,8 +69,7 @@ def clipped_loss(log_prob: jax.Array, log_prob_old: jax.Array, advantage: jax.Ar
     log_prob, log_prob_old [B, K]; advantage [B, K], each decision's (or [B, 1]: one for all
     of a slot's decisions); mask bool [B, K]."""
     ratio = jnp.exp(log_prob - log_prob_old)
-    adv = advantage
-    surrogate = jnp.minimum(ratio * adv, jnp.clip(ratio, 1 - clip, 1 + clip) * adv)
+    surrogate = jnp.minimum(ratio * advantage, jnp.clip(ratio, 1 - clip, 1 + clip) * advantage)
     weight = mask.astype(jnp.float32)
     n = jnp.maximum(weight.sum(), 1.0)
     mean = lambda x: (x * weight).sum() / n
