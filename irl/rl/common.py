@@ -55,9 +55,7 @@ def episode_stream(keys: jax.Array, episode: jax.Array) -> jax.Array:
     (0), so that a slot's first episode draws what a one-episode rollout draws, and
     fold_in(keys[i], j) for episode j > 0."""
     later = jax.random.key_data(fold_in_time(keys, episode))
-    first = jax.random.key_data(keys)
-    is_first = (episode == 0).reshape(episode.shape + (1,) * (first.ndim - episode.ndim))
-    return jax.random.wrap_key_data(jnp.where(is_first, first, later))
+    return jax.random.wrap_key_data(where_tree(episode == 0, jax.random.key_data(keys), later))
 
 
 def sample_actions(keys: jax.Array, out: jax.Array, greedy: bool, action_space=CategoricalActions()) -> jax.Array:

@@ -178,8 +178,8 @@ class InternalEnv:
         state = state.replace(env_state=env_state, cache=cache, e=e_next, h=h, done=done,
                               success=state.success | success, length=state.length + alive.astype(jnp.int32))
         if may_restart is not None:
-            cleared = lambda x: jnp.where(restart.reshape(restart.shape + (1,) * (x.ndim - restart.ndim)), 0, x)
-            state = state.replace(h=cleared(state.h), z=cleared(state.z), done=state.done & ~restart,
+            h, z = where_tree(restart, (jnp.zeros_like(state.h), jnp.zeros_like(state.z)), (state.h, state.z))
+            state = state.replace(h=h, z=z, done=state.done & ~restart,
                                   episode=state.episode + restart.astype(jnp.int32))
         return state, reward, beta, info
 
