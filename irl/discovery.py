@@ -30,6 +30,13 @@ alpha * gate_entropy * H(beta_t), the gate's binary entropy per step, ramped in 
 It prices a gate that hedges between holding and switching, so the codes are trained as
 internal RL uses them, held exactly between switches.
 
+Warm start (ours, `init_from`, `train.init_frozen_steps`; off by default): the metacontroller
+method may start from an exported metacontroller's params (say, one fitted with the true
+subgoals, irl/analysis/labelled_metacontroller.py) instead of a fresh draw, with the parts
+internal RL keeps (`FROZEN_AT_START`: GRU, switch, decoder) held fixed for the first steps, so
+that the encoder first learns to choose among the codes that decoder already reads. It asks
+whether a solution is stable under discovery's objective, not how to find one.
+
 `export` / `load_discovered` hand one alpha of a method to internal RL as a `Discovered`.
 """
 
@@ -57,6 +64,7 @@ from irl.pretraining import MAX_EPISODE_STEPS, SCHEDULES, load_pretrained, make_
 
 METHODS = ("metacontroller", "beta1", "cotrained", "compile")
 EXPORTED = ("metacontroller", "beta1", "cotrained")  # the ones internal RL consumes
+FROZEN_AT_START = ("gru", "switch", "decoder")  # held for train.init_frozen_steps of a warm start
 
 
 # what the metacontroller's action NLL scores: "taken", the expert's drawn action (the paper);
@@ -95,6 +103,9 @@ def validate(config: ml_collections.ConfigDict) -> None:
     need(train.kl_warmup_steps >= 0 and train.kl_free_steps >= 0,
          f"train.kl_free_steps and train.kl_warmup_steps must be >= 0, got {train.kl_free_steps}, {train.kl_warmup_steps}")
     need(train.gate_entropy >= 0, f"train.gate_entropy must be >= 0, got {train.gate_entropy}")
+    need(train.init_frozen_steps >= 0, f"train.init_frozen_steps must be >= 0, got {train.init_frozen_steps}")
+    need(train.init_frozen_steps == 0 or config.init_from,
+         "train.init_frozen_steps holds the parts of a warm start (init_from), which is not set")
     need(train.view_window >= 0 and train.view_weight >= 0,
          f"train.view_window and train.view_weight must be >= 0, got {train.view_window}, {train.view_weight}")
     need(train.action_targets in ACTION_TARGETS,
@@ -200,11 +211,14 @@ class Discoverer:
 
     def __post_init__(self):
         validate(self.config)
+        c = self.config
+        if c.init_from and not (Path(c.init_from) / "metacontroller" / "discovered.json").exists():
+            raise FileNotFoundError(f"bad discovery config: init_from={c.init_from!r} holds no exported "
+                                    "metacontroller (metacontroller/discovered.json)")
         config_file = Path(self.pretrained_workdir) / "config.json"
         if not config_file.exists():
             raise FileNotFoundError(f"no pretraining run in {self.pretrained_workdir} (config.json missing): "
                                     "run the pretraining stage first")
-        c = self.config
         pretraining = json.loads(config_file.read_text())  # checked before the model is loaded
         env_name = pretraining["env"]
         arch = pretraining.get("model", {}).get("arch")
@@ -341,6 +355,8 @@ class Discoverer:
         """params [seeds, alphas, ...]: one initialisation per seed, shared by its alphas."""
         n_alphas = len(method.alphas)
         per_seed = jax.vmap(lambda k: method.init(jax.random.fold_in(k, 0)))(self.seed_keys)
+        if method.name == "metacontroller" and self.config.init_from:
+            per_seed = dict(per_seed, mc=self.warm_start(method.mc_cfg))
         params = jax.tree.map(lambda x: jnp.repeat(x[:, None], n_alphas, axis=1), per_seed)
         return {
             "params": params,
@@ -349,6 +365,18 @@ class Discoverer:
             "step": jnp.int32(0),
             "elapsed": jnp.float32(0.0),
         }
+
+    def warm_start(self, cfg: mc.MetacontrollerConfig) -> dict:
+        """The metacontroller params [seeds, ...] exported in `init_from`, checked to fit."""
+        warm = load_discovered(self.config.init_from, "metacontroller")
+        fresh = jax.eval_shape(lambda: mc.init(jax.random.key(0), cfg))
+        if warm.layer != self.layer or warm.seeds < self.seeds or jax.tree.structure(
+                warm.mc_params) != jax.tree.structure(fresh) or any(
+                w.shape[1:] != f.shape for w, f in zip(jax.tree.leaves(warm.mc_params), jax.tree.leaves(fresh))):
+            raise ValueError(f"bad discovery config: the metacontroller in init_from={self.config.init_from!r} "
+                             f"(layer {warm.layer}, {warm.seeds} seeds) does not fit this one (layer {self.layer}, "
+                             f"{self.seeds} seeds, the metacontroller config's shapes)")
+        return jax.tree.map(lambda x: jnp.asarray(x[:self.seeds], jnp.float32), warm.mc_params)
 
     def tokens(self, key: jax.Array) -> TokenBatch:
         fraction = self.config.data.drop_prefixes
@@ -367,7 +395,11 @@ class Discoverer:
             (loss, metrics), grads = jax.value_and_grad(method.loss, has_aux=True)(
                 trainable, base, e, tokens, noise_key, alpha * kl_ramp(self.config.train, step),
                 alpha * self.config.train.gate_entropy * gate_entropy_ramp(self.config.train, step))
+            if method.name == "metacontroller" and self.config.train.init_frozen_steps:
+                grads = hold_parts(grads, step < self.config.train.init_frozen_steps)
             updates, opt_state = optimizer.update(grads, opt_state, trainable)
+            if method.name == "metacontroller" and self.config.train.init_frozen_steps:
+                updates = hold_parts(updates, step < self.config.train.init_frozen_steps)
             return optax.apply_updates(trainable, updates), opt_state, dict(metrics, loss=loss,
                                                                              grad_norm=optax.tree.norm(grads))
 
@@ -421,6 +453,13 @@ class Discoverer:
         """The fixed held-out expert episodes of the final (or the in-training) evaluation."""
         data = self.progress_held_out_data if progress else self.held_out_data
         return data(jax.random.fold_in(self.eval_key, int(progress)))
+
+
+def hold_parts(tree: dict, hold: jax.Array) -> dict:
+    """tree ({"mc": ...} gradients or updates) with the FROZEN_AT_START parts zeroed while hold."""
+    mc_tree = {name: jax.tree.map(lambda x: jnp.where(hold, jnp.zeros_like(x), x), part)
+               if name in FROZEN_AT_START else part for name, part in tree["mc"].items()}
+    return dict(tree, mc=mc_tree)
 
 
 def take(tree, *index):

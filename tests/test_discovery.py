@@ -44,6 +44,8 @@ def test_the_paper_preset_is_the_spec():
     (lambda c: c.data.update(drop_prefixes=1.5), "drop_prefixes"),
     (lambda c: c.train.update(view_window=-1), "view_window"),
     (lambda c: c.train.update(view_weight=-0.5), "view_weight"),
+    (lambda c: c.train.update(init_frozen_steps=-1), "init_frozen_steps"),
+    (lambda c: c.train.update(init_frozen_steps=2), "init_from"),
 ])
 def test_bad_configs_fail_before_any_compute(change, message, tmp_path):
     config = discover_config("tiny")
@@ -72,6 +74,13 @@ def test_options_that_need_the_grids_expert_are_refused_on_the_ant(change, messa
     change(config)
     with pytest.raises(ValueError, match=message):
         Discoverer(config, tmp_path)
+
+
+def test_a_warm_start_from_a_folder_without_a_metacontroller_is_named(tmp_path):
+    config = discover_config("tiny")
+    config.init_from = str(tmp_path / "nothing-here")
+    with pytest.raises(FileNotFoundError, match="init_from"):
+        Discoverer(config, tmp_path)  # before the pretrained model is loaded
 
 
 def test_a_missing_pretraining_run_is_named(tmp_path):

@@ -104,6 +104,30 @@ def test_discovery_with_one_alpha_and_every_option_of_ours(reproduced, tmp_path)
     assert np.isfinite(trained[-1]["second_view_action_nll"]).all()
 
 
+def test_a_warm_start_begins_at_the_exported_params_and_holds_the_parts_rl_keeps_for_its_steps(reproduced):
+    """init_from starts every seed and alpha at the exported metacontroller; for
+    train.init_frozen_steps only the encoder and embedder move, then every part does."""
+    from irl.discovery import FROZEN_AT_START, Discoverer, load_discovered
+
+    config = discover_config("tiny")
+    config.update(methods=("metacontroller",), init_from=str(reproduced[0] / "discover"))
+    config.train.init_frozen_steps = config.train.chunk_steps
+    discoverer = Discoverer(config, reproduced[0] / "pretrain")
+    method = discoverer.method("metacontroller")
+    exported = load_discovered(reproduced[0] / "discover", "metacontroller").mc_params
+    state = discoverer.init_state(method)
+    same = lambda a, b: all(np.array_equal(x, y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
+    for i in range(len(method.alphas)):
+        assert same(jax.tree.map(lambda x: x[:, i], state["params"]["mc"]), exported)
+    chunk = discoverer.chunk_fn(method)
+    held, _ = chunk(state)
+    for part, value in held["params"]["mc"].items():
+        assert same(value, state["params"]["mc"][part]) == (part in FROZEN_AT_START), part
+    released, _ = chunk(held)
+    for part in FROZEN_AT_START:
+        assert not same(released["params"]["mc"][part], held["params"]["mc"][part]), part
+
+
 @pytest.mark.parametrize("window, symmetry, same", [(60, False, True), (2, False, False), (60, True, False)])
 def test_the_second_view_is_the_controlled_pass_seen_differently(reproduced, window, symmetry, same):
     """The same codes steer the base model through the episodes seen differently: through an

@@ -99,6 +99,10 @@ def discover_config(preset: str) -> ml_collections.ConfigDict:
     ))
     c.alphas = (0.0, 0.05, 0.1, 0.17, 0.3, 0.5, 1.0)
     c.best_alpha = -1.0  # < 0: the alpha with the best held-out switch F1
+    # init_from (ours; "" = a fresh draw): a folder with an exported metacontroller whose params
+    # start the metacontroller method (train.init_frozen_steps: steps its GRU, switch and
+    # decoder are held; irl/discovery.py, warm start)
+    c.init_from = ""
     # one episode per row; episodes longer than max_episode_steps are cut (a prefix is still a
     # correct teacher-forced sequence)
     # drop_prefixes (ours): the fraction of training episodes that start at a random step, with
@@ -128,7 +132,7 @@ def discover_config(preset: str) -> ml_collections.ConfigDict:
     c.train = ml_collections.ConfigDict(dict(steps=64_000, chunk_steps=1000, eval_every=8000, kl_free_steps=0,
                                              kl_warmup_steps=0, kl_by_beta=False, gate_entropy=0.0,
                                              action_targets="taken", view_window=0, view_symmetry=False,
-                                             view_weight=1.0))
+                                             view_weight=1.0, init_frozen_steps=0))
     c.beta1 = ml_collections.ConfigDict(dict(alpha=-1.0))  # < 0: the metacontroller's best alpha
     c.cotrained = ml_collections.ConfigDict(dict(alphas=c.alphas, steps=64_000))
     c.compile = ml_collections.ConfigDict(dict(alpha=0.1, steps=64_000, max_segments=4, hidden=64, temperature=1.0))
