@@ -390,15 +390,16 @@ class Discoverer:
         data_key, noise_key = jax.random.split(jax.random.fold_in(jax.random.fold_in(seed_key, 1), step))
         tokens = self.tokens(data_key)
         e = jax.lax.stop_gradient(self.model.lower(base, tokens.obs, self.layer)) if method.frozen_base else None
+        warm_held = method.name == "metacontroller" and self.config.train.init_frozen_steps > 0
 
         def alpha_step(trainable, opt_state, alpha):
             (loss, metrics), grads = jax.value_and_grad(method.loss, has_aux=True)(
                 trainable, base, e, tokens, noise_key, alpha * kl_ramp(self.config.train, step),
                 alpha * self.config.train.gate_entropy * gate_entropy_ramp(self.config.train, step))
-            if method.name == "metacontroller" and self.config.train.init_frozen_steps:
+            if warm_held:
                 grads = hold_parts(grads, step < self.config.train.init_frozen_steps)
             updates, opt_state = optimizer.update(grads, opt_state, trainable)
-            if method.name == "metacontroller" and self.config.train.init_frozen_steps:
+            if warm_held:
                 updates = hold_parts(updates, step < self.config.train.init_frozen_steps)
             return optax.apply_updates(trainable, updates), opt_state, dict(metrics, loss=loss,
                                                                              grad_norm=optax.tree.norm(grads))
