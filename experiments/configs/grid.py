@@ -1,7 +1,7 @@
 """GridPinpad configs: `--config=experiments/configs/grid.py:<preset>`, preset in tiny|small|paper.
 
 - paper: SPEC.md section 4 / the paper's Table A4 exactly (for accelerators).
-- small: the CPU reproduction. Deviations from the paper, each measured (README, "Pretraining"):
+- small: the CPU reproduction. Deviations from the paper, each measured (docs/grid.md, "Pretraining"):
   the agent-relative observation encoder, a smaller model, episodes packed into rows, a higher
   learning rate with warmup and cosine decay.
 - tiny: seconds; the end-to-end test.
@@ -48,7 +48,7 @@ def pretrain_config(preset: str) -> ml_collections.ConfigDict:
         c.data.update(batch=64, max_episode_steps=80, pack_length=128, episodes_per_row=5)
         c.optim.update(lr=2e-3, schedule="cosine", warmup_steps=200, final_lr_fraction=0.05, grad_clip=1.0)
         # 10,000 steps (64 min alone on 2 cores): any-task success 0.879, against 0.707-0.742
-        # after 3,000; the supervised controllers need the more reliable subgoals (README,
+        # after 3,000; the supervised controllers need the more reliable subgoals (docs/grid.md,
         # "Pretraining"); shipped as checkpoints/grid-small-10k-pretrain
         c.train.update(steps=10_000, chunk_steps=100, eval_every=2500)
         c.eval.episodes = 512
@@ -76,7 +76,7 @@ def analysis_config(preset: str) -> ml_collections.ConfigDict:
     if preset == "small":
         c.probe.update(steps=300, batch=64, eval_episodes=512)
         # 3,000 steps at lr 3e-4: 0.384 post-task success at L/2 of the 10,000-step model (3
-        # seeds), against 0.115 after 300 steps at 1e-3 (README, "Inside the pretrained model");
+        # seeds), against 0.115 after 300 steps at 1e-3 (docs/grid.md, "Inside the pretrained model");
         # batch: episodes, packed 5 to a 128-token row as in pretraining (13 rows)
         c.control.update(steps=3000, batch=65, lr=3e-4, eval_episodes=512)
     elif preset == "tiny":
@@ -152,7 +152,7 @@ def discover_config(preset: str) -> ml_collections.ConfigDict:
         # every alpha >= 0.05 within 300 steps); 200 KL-free steps, then a 300-step ramp, let the
         # channel open first. Alphas around the window where subgoal codes pay for themselves;
         # it moves between pretraining runs (F1 1.0 at 0.10-0.115 on one small model, at
-        # 0.06-0.08 on another; README, Discovery), so the sweep covers both.
+        # 0.06-0.08 on another; docs/grid.md, Discovery), so the sweep covers both.
         c.metacontroller.update(switch_bias=-3.0)
         c.alphas = (0.05, 0.07, 0.08, 0.1, 0.115, 0.13, 0.17, 0.3)
         c.data.update(batch=32, max_episode_steps=48)  # 95% of expert episodes end within 44 steps
@@ -161,7 +161,7 @@ def discover_config(preset: str) -> ml_collections.ConfigDict:
         # without a price on a hedging gate it rests at 0.1-0.2 and fires at 0.7-0.85, and the
         # decoder learns to read that blend (at most 0.57 of values below 0.1 or above 0.9);
         # priced once the switches are in place, it becomes binary on the same boundaries
-        # (README, Discovery)
+        # (docs/grid.md, Discovery)
         c.train.gate_entropy = 3.0
         c.cotrained.update(alphas=(0.05, 0.1, 0.3), steps=600)
         c.compile.update(steps=800)
@@ -187,7 +187,7 @@ def rl_config(preset: str) -> ml_collections.ConfigDict:
 
     paper: 100k updates x 1024 episodes, AdamW 3e-5, wd 0, a width-256 Hawk policy, for every
     method. small: the CPU budget (all methods in about half an hour on 2 cores; sized from
-    the measured speed of the fixed-shape rollout, README "Internal RL"): fewer, smaller
+    the measured speed of the fixed-shape rollout, docs/grid.md, "Internal RL"): fewer, smaller
     batches and a higher learning rate so that learning shows within ~10^5 episodes.
     """
     if preset not in PRESETS:
@@ -211,11 +211,11 @@ def rl_config(preset: str) -> ml_collections.ConfigDict:
     if preset == "small":
         # measured on the 2-core CPU: the fixed-shape rollout pays every raw step of every slot;
         # with episodes of ~10 steps under the prior, 32 slots of 300 steps play ~700 episodes
-        # per update (~22 per slot) for 1.5x the steps 64 one-episode slots paid (README,
+        # per update (~22 per slot) for 1.5x the steps 64 one-episode slots paid (docs/grid.md,
         # "Episodes back to back")
         # lr 3e-4: on the labelled metacontroller all 3 runs learn the post task (0.20-0.22);
         # at 1e-3 one run of 2 was thrown back to the prior by its first rare successes
-        # (README, "Internal RL")
+        # (docs/grid.md, "Internal RL")
         c.rl_seeds = 2
         c.policy.update(width=128, n_heads=4, mlp_width=256)
         c.ppo.update(lr=3e-4, raw_action_lr=1e-4, epochs=2, minibatches=2)

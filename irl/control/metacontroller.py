@@ -58,7 +58,7 @@ class MetacontrollerConfig(linear.CodeDecoded):
     encoder_log_std: float = 0.0  # initial log sigma of the encoder (ours): below 0, codes start informative
     # True: the gate is hard everywhere (training too): 1 where sigmoid(logit) >= SWITCH_THRESHOLD,
     # else 0, with straight-through gradients, so codes are held exactly between switches.
-    # Measured on the small grid model: it switches at almost every step (README, "Why the
+    # Measured on the small grid model: it switches at almost every step (docs/grid.md, "Why the
     # controllers and internal RL fall short"), so the presets leave it off
     hard_switch: bool = False
     # what the encoder reads: "all" (the paper): e_t, h_{t-1} and s_t, with s embedded from the
@@ -217,7 +217,7 @@ def sequence(params: dict, cfg: MetacontrollerConfig, e: jax.Array, mask: jax.Ar
     relaxation for its grid rate-distortion curve). A gate that hedges then switches at random;
     the deterministic gate of analysis and internal RL is the sample's switching probability,
     sigmoid(logit). Measured on the small grid model, it keeps the gate from ever opening
-    (README, Discovery), so the presets leave it off.
+    (docs/grid.md, Discovery), so the presets leave it off.
 
     Only the switch and the integration depend on z_{t-1}; the GRU depends on e alone and the
     encoder on (e, h, s), so those run outside the z recurrence, and the switch's first layer
