@@ -40,6 +40,7 @@ def test_the_paper_preset_is_the_spec():
     (lambda c: c.eval.code_oracle.update(steps=-1), "code_oracle"),
     (lambda c: c.eval.code_oracle.update(steps=5, batch=0), "code_oracle"),
     (lambda c: c.metacontroller.update(encoder_inputs="past"), "encoder_inputs"),
+    (lambda c: c.metacontroller.update(sequence_embedding="pooled"), "sequence_embedding"),
     (lambda c: c.train.update(action_targets="mean"), "action_targets"),
     (lambda c: c.data.update(drop_prefixes=1.5), "drop_prefixes"),
     (lambda c: c.train.update(view_window=-1), "view_window"),

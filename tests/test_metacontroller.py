@@ -178,6 +178,23 @@ def test_a_future_only_encoder_reads_no_past(inputs):
 def test_an_unknown_encoder_input_is_refused():
     with pytest.raises(ValueError, match="encoder_inputs"):
         dataclasses_replace(CFG, encoder_inputs="past")
+    with pytest.raises(ValueError, match="sequence_embedding"):
+        dataclasses_replace(CFG, sequence_embedding="pooled")
+
+
+def test_a_whole_sequence_embedding_gives_every_step_one_summary_of_the_episode():
+    cfg = dataclasses_replace(CFG, encoder_inputs="future", sequence_embedding="whole")
+    params, e, _, key = params_and_inputs(6, cfg)
+    mask = jnp.arange(T)[None, :] < jnp.array([[5], [T], [8]])
+    base = run(params, cfg, e, mask, key, sample=False)
+    # the encoder reads s alone here, so one summary means one code at every step
+    np.testing.assert_allclose(base.mu, jnp.broadcast_to(base.mu[:, :1], base.mu.shape), atol=1e-6)
+    # the first step is in it (a per-step s_t would not see it from t = 1 on) ...
+    moved = run(params, cfg, e.at[:, 0].add(5.0), mask, key, sample=False).mu
+    assert not np.allclose(moved[:, 1:], base.mu[:, 1:], atol=1e-4)
+    # ... and the padding after the episode's end is not
+    padded = jnp.where(mask[..., None], e, e + 7.0)
+    np.testing.assert_allclose(run(params, cfg, padded, mask, key, sample=False).mu, base.mu, atol=1e-6)
 
 
 def test_the_sequence_embedding_ignores_padding():

@@ -37,6 +37,7 @@ from flax import struct
 from irl.control import linear
 
 ENCODER_INPUTS = ("all", "future", "future_observations")
+SEQUENCE_EMBEDDINGS = ("per_step", "whole")
 SWITCH_THRESHOLD = 0.5  # beta_t >= this is a switch: where internal RL decides, and what analysis counts
 
 
@@ -67,6 +68,11 @@ class MetacontrollerConfig(linear.CodeDecoded):
     # a code can say where the segment goes but not how that differs from what the past makes
     # the base model expect
     encoder_inputs: str = "all"
+    # what s the encoder reads at step t: "per_step" (ours, the default): s_t, the backward
+    # recurrence's state at t, a summary of the future from t on; "whole": s_1 at every step, one
+    # vector for the whole sequence (the paper's wording, "an internal sequence embedding"), so a
+    # code can name what the episode does, but the segment's next moves only through it
+    sequence_embedding: str = "per_step"
 
     def __post_init__(self):
         linear.require_positive(self, ("width", "latent_dim", "gru_size", "embed_size", "encoder_hidden",
@@ -75,6 +81,9 @@ class MetacontrollerConfig(linear.CodeDecoded):
             raise ValueError(f"switch_temperature must be >= 0 (0: no gate noise), got {self.switch_temperature}")
         if self.encoder_inputs not in ENCODER_INPUTS:
             raise ValueError(f"encoder_inputs must be one of {ENCODER_INPUTS}, got {self.encoder_inputs!r}")
+        if self.sequence_embedding not in SEQUENCE_EMBEDDINGS:
+            raise ValueError(f"sequence_embedding must be one of {SEQUENCE_EMBEDDINGS}, "
+                             f"got {self.sequence_embedding!r}")
         self.decoder  # the controller's own checks (rank)
 
     @property
@@ -228,6 +237,8 @@ def sequence(params: dict, cfg: MetacontrollerConfig, e: jax.Array, mask: jax.Ar
     if cfg.embeds_observations and observed is None:
         raise ValueError('encoder_inputs="future_observations" embeds the layer-0 residual: pass observed')
     s = embed_sequence(params, observed if cfg.embeds_observations else e, mask)
+    if cfg.sequence_embedding == "whole":
+        s = jnp.broadcast_to(s[:, :1], s.shape)  # s_1 summarises every real step of the episode
     mu, log_std = encode(params, e, h_prev, s) if cfg.encoder_reads_past else encode(params, None, None, s)
     noise = jax.random.normal(key, mu.shape) if sample else jnp.zeros_like(mu)
     z_tilde = mu + jnp.exp(log_std) * noise
