@@ -2,7 +2,7 @@
 
 - paper: SPEC.md section 4 for the ant (Hawk, 8 layers, width 256, 8 heads, MLP 512,
   lambda = 10, 204.8k steps x batch 512, AdamW 3e-4, wd 0.03), for accelerators.
-- small: the CPU reproduction: a 4-layer Hawk of width 128 on the first 200 steps of 2,048
+- small: the CPU reproduction: a 4-layer Hawk of width 128 on the first 200 steps of 6,144
   expert episodes.
 - tiny: seconds; the end-to-end test.
 
@@ -48,9 +48,11 @@ def pretrain_config(preset: str) -> ml_collections.ConfigDict:
     if preset == "small":
         c.seeds = 1
         c.model.update(n_layers=4, width=128, n_heads=4, mlp_width=256)
-        c.data.update(batch=32, max_episode_steps=200, episodes=2048)
+        # 6,000 steps on 6,144 episodes, not 2,000 on 2,048: held-out action NLL -1.02 against
+        # -0.37, and both injection effects clear (docs/ant.md, "The ant pipeline")
+        c.data.update(batch=32, max_episode_steps=200, episodes=6144)
         c.optim.update(lr=1e-3, schedule="cosine", warmup_steps=100, final_lr_fraction=0.05, grad_clip=1.0)
-        c.train.update(steps=2000, chunk_steps=100, eval_every=500)
+        c.train.update(steps=6000, chunk_steps=100, eval_every=1000)
         c.eval.episodes = 64
     elif preset == "tiny":
         c.seeds = 2
