@@ -189,6 +189,15 @@ class Pretrainer:
             return lambda key, dataset=self.dataset: ant_data.draw(dataset, key, batch_size, steps)
         return make_expert_data(self.env, self.env_params, batch_size, data.eps, max_steps, data.get("labels", "taken"))
 
+    def held_out_data(self, batch_size: int, max_steps: int | None = None):
+        """key -> expert episodes the model never trained on, for held-out measures: the ant's
+        episodes kept apart from its training set (`eval.episodes` of them, drawn with
+        replacement); on the grid, fresh episodes, as `expert_data`."""
+        if self.held_out is None:
+            return self.expert_data(batch_size, max_steps)
+        steps = self.config.data.max_episode_steps if max_steps is None else max_steps
+        return lambda key, held_out=self.held_out: ant_data.draw(held_out, key, batch_size, steps)
+
     def token_batches(self, n_episodes: int, max_steps: int | None = None):
         """key -> `n_episodes` expert episodes (`expert_data`) laid out in rows as this model
         was trained on them: packed `episodes_per_row` to a row of `pack_length` tokens where

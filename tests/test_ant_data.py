@@ -35,3 +35,19 @@ def test_the_episode_set_is_made_once_and_read_back(tmp_path):
     other = ant_data.load_or_make(path, dict(meta, seed=1), lambda: make(2.5))  # another config: made anew
     assert calls == [1.5, 2.5] and float(other.obs[0, 0, 0]) == 2.5
     assert float(ant_data.load_or_make(path, dict(meta, seed=1), make).obs[0, 0, 0]) == 2.5
+
+
+def test_held_out_measures_draw_from_the_episodes_kept_apart():
+    """Held-out measures (probes, discovery) read the ant's held-out set, never its training set."""
+    import jax
+    import ml_collections
+
+    from irl.pretraining import Pretrainer
+
+    trainer = Pretrainer.__new__(Pretrainer)  # only the episode sets matter here, not a model
+    trainer.config = ml_collections.ConfigDict(dict(data=dict(max_episode_steps=3)))
+    trainer.dataset, trainer.held_out = fake_episodes(1.0), fake_episodes(2.0)
+    key = jax.random.key(0)
+    assert (np.asarray(trainer.expert_data(5)(key).obs) == 1.0).all()
+    held_out = trainer.held_out_data(5)(key)
+    assert (np.asarray(held_out.obs) == 2.0).all() and held_out.actions.shape == (5, 3, 8)

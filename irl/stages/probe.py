@@ -20,7 +20,7 @@ def probe(config, pretrained: str | Path, workdir: str | Path) -> dict:
     trainer, params = load_pretrained(pretrained)
     model = trainer.model
     episodes = trainer.expert_data(cfg.batch, trainer.config.data.max_episode_steps)
-    held_out = trainer.expert_data(cfg.eval_episodes)
+    held_out = trainer.held_out_data(cfg.eval_episodes)
     key = jax.random.key(config.seed)
     seeds = jax.tree.leaves(params)[0].shape[0]
 
