@@ -181,12 +181,11 @@ class Pretrainer:
 
     def expert_data(self, batch_size: int, max_steps: int | None = None):
         """key -> expert episodes as this model was trained on them (the grid: fresh ones with
-        its eps and labels; the ant: drawn from its training set), for pretraining, its
-        evaluation and every later stage that reads the model."""
+        its eps and labels; the ant: drawn from its training set), for pretraining and every
+        later stage that trains on the model's data (held-out measures: `held_out_data`)."""
         data = self.config.data
         if self.dataset is not None:
-            steps = data.max_episode_steps if max_steps is None else max_steps
-            return lambda key, dataset=self.dataset: ant_data.draw(dataset, key, batch_size, steps)
+            return self._draws(self.dataset, batch_size, max_steps)
         return make_expert_data(self.env, self.env_params, batch_size, data.eps, max_steps, data.get("labels", "taken"))
 
     def held_out_data(self, batch_size: int, max_steps: int | None = None):
@@ -195,8 +194,12 @@ class Pretrainer:
         replacement); on the grid, fresh episodes, as `expert_data`."""
         if self.held_out is None:
             return self.expert_data(batch_size, max_steps)
+        return self._draws(self.held_out, batch_size, max_steps)
+
+    def _draws(self, episodes, batch_size: int, max_steps: int | None):
+        """key -> batch_size episodes drawn from one of the ant's saved sets."""
         steps = self.config.data.max_episode_steps if max_steps is None else max_steps
-        return lambda key, held_out=self.held_out: ant_data.draw(held_out, key, batch_size, steps)
+        return lambda key, episodes=episodes: ant_data.draw(episodes, key, batch_size, steps)
 
     def token_batches(self, n_episodes: int, max_steps: int | None = None):
         """key -> `n_episodes` expert episodes (`expert_data`) laid out in rows as this model

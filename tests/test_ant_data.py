@@ -1,11 +1,14 @@
 """The ant's episode set is saved once in the pretraining workdir and read back by every
 later stage, unless it was made for another config."""
 
+import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 
 from irl import ant_data
 from irl.experts.ant_expert import AntEpisodes
+from irl.pretraining import Pretrainer
 
 
 def fake_episodes(value: float) -> AntEpisodes:
@@ -39,11 +42,6 @@ def test_the_episode_set_is_made_once_and_read_back(tmp_path):
 
 def test_held_out_measures_draw_from_the_episodes_kept_apart():
     """Held-out measures (probes, discovery) read the ant's held-out set, never its training set."""
-    import jax
-    import ml_collections
-
-    from irl.pretraining import Pretrainer
-
     trainer = Pretrainer.__new__(Pretrainer)  # only the episode sets matter here, not a model
     trainer.config = ml_collections.ConfigDict(dict(data=dict(max_episode_steps=3)))
     trainer.dataset, trainer.held_out = fake_episodes(1.0), fake_episodes(2.0)
