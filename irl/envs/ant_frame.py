@@ -24,7 +24,8 @@ from irl.envs.render import PALETTE, WALL
 
 TILE_HEIGHT = 0.002  # metres above the floor: the tiles must not flicker against it
 LINE_WIDTH = 0.03  # metres
-LIGHT_AMBIENT = 0.35
+LINE_RGBA = (0.3, 0.3, 0.3, 1.0)
+LIGHT_AMBIENT = 0.35  # with the overhead light's 0.65, a surface facing up shows its colour
 FLOOR_RGBA = (0.93, 0.93, 0.93, 1.0)
 PATH_DOT = 0.06  # metres: the radius of the path's dots
 MAX_PATH_DOTS = 150
@@ -59,8 +60,8 @@ class FrameRenderer:
     def __init__(self, width: int = 480, height: int = 360, elevation: float = -55.0, distance: float = 13.0):
         self.width, self.height = width, height
         model = copy.deepcopy(ant_model()[0])  # the lights and buffer below are this renderer's
-        # ambient + the overhead light's diffuse sum to 1, so a tile facing up shows its colour
-        # exactly (ant.xml's lights with the default headlight brighten it 1.43x, past 255)
+        # the headlight's ambient and the overhead light's diffuse sum to 1, so a tile facing up
+        # shows its colour exactly (ant.xml's light and the default headlight brighten it 1.43x)
         model.vis.headlight.ambient[:] = LIGHT_AMBIENT
         model.vis.headlight.diffuse[:] = 0.0
         model.vis.headlight.specular[:] = 0.0
@@ -120,8 +121,8 @@ class FrameRenderer:
             self._add_box((x, y), (CELL / 2 - LINE_WIDTH, CELL / 2 - LINE_WIDTH), rgba)
         for i in range(GRID_SIZE + 1):
             offset = -HALF + i * CELL
-            self._add_box((offset, 0.0), (LINE_WIDTH / 2, HALF), (0.3, 0.3, 0.3, 1.0))
-            self._add_box((0.0, offset), (HALF, LINE_WIDTH / 2), (0.3, 0.3, 0.3, 1.0))
+            self._add_box((offset, 0.0), (LINE_WIDTH / 2, HALF), LINE_RGBA)
+            self._add_box((0.0, offset), (HALF, LINE_WIDTH / 2), LINE_RGBA)
 
     def _add_path(self, path_xy: np.ndarray) -> None:
         points = path_xy[np.linspace(0, len(path_xy) - 1, min(len(path_xy), MAX_PATH_DOTS)).astype(int)]
