@@ -10,21 +10,22 @@
 # 2. trains the metacontroller alone at alphas 0.05, 0.1 and 0.17 on it and measures what its
 #    codes name (code readout, the prior's codes on the post task, the code oracle): on the
 #    small CPU model every variant tried names a heading, not the subgoal (docs/grid.md).
-# PRETRAIN_FLAGS and DISCOVER_FLAGS (environment) are appended to the two commands (e.g. a CPU
-# smoke test's shorter settings). Everything lands in OUTDIR: pretrain_results.json, metrics.jsonl,
-# discovery.json and the logs.
+# Environment: PRETRAIN_FLAGS and DISCOVER_FLAGS are appended to the two commands (e.g. a CPU
+# smoke test's shorter settings); PRETRAIN_SECONDS and DISCOVER_SECONDS replace their limits;
+# WORK keeps the checkpoints in that folder instead of a temporary one. OUTDIR receives
+# pretrain_results.json, metrics.jsonl, discovery.json, its figures and the logs.
 set -u
 out=${1:?usage: gpu_discovery.sh OUTDIR [ENCODER] [STEPS]}
 encoder=${2:-agent_relative}
 steps=${3:-3000}
 mkdir -p "$out"
 export TF_CPP_MIN_LOG_LEVEL=3 PYTHONUNBUFFERED=1 XLA_PYTHON_CLIENT_PREALLOCATE=false PYTHONPATH=${PYTHONPATH:+$PYTHONPATH:}.
-work=$(mktemp -d)
+work=${WORK:-$(mktemp -d)}
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>/dev/null
 python3 -c "import jax; print('jax', jax.__version__, jax.devices())"
 
 # shellcheck disable=SC2086  # PRETRAIN_FLAGS and DISCOVER_FLAGS are lists of flags
-timeout 270 python3 experiments/pretrain.py --config=experiments/configs/grid.py:small --workdir="$work/pretrain" \
+timeout "${PRETRAIN_SECONDS:-270}" python3 experiments/pretrain.py --config=experiments/configs/grid.py:small --workdir="$work/pretrain" \
   --config.model.n_layers=6 --config.model.width=256 --config.model.head_dim=64 --config.model.mlp_width=512 \
   --config.model.encoder="$encoder" --config.train.steps="$steps" --config.train.chunk_steps=100 \
   --config.train.eval_every="$steps" --config.optim.warmup_steps=$((steps < 2000 ? steps / 10 : 200)) \
@@ -33,7 +34,7 @@ echo "pretrain rc=${PIPESTATUS[0]}"
 cp "$work"/pretrain/metrics.jsonl "$out"/ 2>/dev/null
 cp "$work"/pretrain/results.json "$out"/pretrain_results.json 2>/dev/null
 
-timeout 300 python3 experiments/discover.py --config=experiments/configs/grid.py:discover-small \
+timeout "${DISCOVER_SECONDS:-300}" python3 experiments/discover.py --config=experiments/configs/grid.py:discover-small \
   --pretrained="$work/pretrain" --workdir="$work/discover" --config.methods='("metacontroller",)' \
   --config.alphas='(0.05,0.1,0.17)' ${DISCOVER_FLAGS:-} 2>&1 | tee "$out/discover.log" | grep -v "^W\|warp" | tail -20
 echo "discover rc=${PIPESTATUS[0]}"
