@@ -37,18 +37,23 @@ FRAME = flags.DEFINE_integer("frame_width", 320, "width of one frame in pixels (
 EXPERT = flags.DEFINE_string("expert", None, "expert directory (default: the shipped one)")
 
 
-def play(expert: AntExpert, world, params, key: jax.Array) -> tuple[list, bool]:
-    """One episode with the expert's mean action: (every state, from the reset on; success)."""
+def episode_player(expert: AntExpert, world, params):
+    """key -> one episode with the expert's mean action: (every state, from the reset on; success)."""
     policy = expert.policy(deterministic=True)
-    act = jax.jit(lambda obs, state: policy(expert_observation(obs, state)[None], key)[0])
+    act = jax.jit(lambda obs, state: policy(expert_observation(obs, state)[None], jax.random.key(0))[0])
     step = jax.jit(lambda state, action: world.step(None, state, action, params))
-    obs, state = jax.jit(world.reset)(key, params)
-    states, done, success = [state], False, False
-    while not done:
-        obs, state, _, done, info = step(state, act(obs, state))
-        states.append(state)
-        done, success = bool(done), bool(info["success"])
-    return states, success
+    reset = jax.jit(lambda key: world.reset(key, params))
+
+    def play(key: jax.Array) -> tuple[list, bool]:
+        obs, state = reset(key)
+        states, done, success = [state], False, False
+        while not done:
+            obs, state, _, done, info = step(state, act(obs, state))
+            states.append(state)
+            done, success = bool(done), bool(info["success"])
+        return states, success
+
+    return play
 
 
 def caption(image: np.ndarray, text: str) -> np.ndarray:
@@ -67,8 +72,9 @@ def with_header(image: np.ndarray, text: str, height: int = 22) -> np.ndarray:
 def main(_):
     expert = AntExpert.load() if EXPERT.value is None else AntExpert.load(EXPERT.value)
     world, params = irl.envs.make("ant_pinpad", tasks=TASKS.value)
+    play = episode_player(expert, world, params)
     for seed in range(SEED.value, SEED.value + TRIES.value):
-        states, success = play(expert, world, params, jax.random.key(seed))
+        states, success = play(jax.random.key(seed))
         if success or WANT.value == "any":
             break
     else:

@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 
 import irl.envs as envs
-from irl.envs import ant_frame
 from irl.envs.ant_frame import FrameRenderer, RenderingUnavailable
 from irl.envs.ant_pinpad import cell_centre
 from irl.envs.render import PALETTE, WALL
@@ -18,12 +17,16 @@ from irl.envs.render import PALETTE, WALL
 WIDTH, HEIGHT = 320, 240
 
 
-@pytest.fixture(scope="module")
-def frames():
+def renderer_or_skip(width: int, height: int) -> FrameRenderer:
     try:
-        renderer = FrameRenderer(WIDTH, HEIGHT)
+        return FrameRenderer(width, height)
     except RenderingUnavailable as error:  # the rest of the suite does not need OpenGL
         pytest.skip(f"no OpenGL context on this machine: {error}")
+
+
+@pytest.fixture(scope="module")
+def frames():
+    renderer = renderer_or_skip(WIDTH, HEIGHT)
     yield renderer
     renderer.close()
 
@@ -103,14 +106,11 @@ def test_no_opengl_is_a_clear_error(monkeypatch):
     monkeypatch.setitem(sys.modules, "mujoco.osmesa", broken)
     monkeypatch.setenv("MUJOCO_GL", "osmesa")
     with pytest.raises(RenderingUnavailable, match="osmesa.*libOSMesa"):
-        ant_frame.FrameRenderer(64, 48)
+        FrameRenderer(64, 48)
 
 
 def test_a_closed_renderer_refuses(state):
-    try:
-        renderer = FrameRenderer(64, 48)
-    except RenderingUnavailable as error:
-        pytest.skip(f"no OpenGL context on this machine: {error}")
+    renderer = renderer_or_skip(64, 48)
     renderer.close()
     with pytest.raises(RuntimeError, match="closed"):
         renderer.render(state)
