@@ -70,6 +70,7 @@ class FrameRenderer:
         model.vis.global_.offheight = max(model.vis.global_.offheight, height)
         self.model = model
         self.data = mujoco.MjData(model)
+        self._floor = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_GEOM, "floor")
         self._context = _gl_context(width, height)
         self._scene = mujoco.MjvScene(model, maxgeom=2 * model.ngeom + MAX_EXTRA_GEOMS)  # with room for decor
         self._render_context = mujoco.MjrContext(model, mujoco.mjtFontScale.mjFONTSCALE_100)
@@ -105,10 +106,9 @@ class FrameRenderer:
 
     def _plain_floor(self) -> None:
         """The floor without ant.xml's checker texture, which drowns the cells."""
-        floor = mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_GEOM, "floor")
         for i in range(self._scene.ngeom):
             geom = self._scene.geoms[i]
-            if geom.objtype == mujoco.mjtObj.mjOBJ_GEOM and geom.objid == floor:
+            if geom.objtype == mujoco.mjtObj.mjOBJ_GEOM and geom.objid == self._floor:
                 geom.matid = -1
                 geom.reflectance = 0.0
                 geom.rgba[:] = FLOOR_RGBA
