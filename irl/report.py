@@ -23,7 +23,7 @@ def _row(cells) -> str:
 
 
 def headline(env: str, preset: str, summaries: dict, stage_seconds: dict) -> dict:
-    """The results.json of DESIGN.md from the stages' own summaries."""
+    """results.json: every headline number, from the stages' own summaries."""
     pretrain, probe, control = summaries["pretrain"], summaries["probe"], summaries["control"]
     discovery = summaries["discover"]
     mid = control["mid_layer"]

@@ -1,5 +1,6 @@
 """The README and the pages under docs/ point only at files that exist: every link and image,
-and every results file they cite."""
+and every results file they cite; every "SPEC.md section N" in the code and pages names a
+section SPEC.md has."""
 
 from __future__ import annotations
 
@@ -34,3 +35,16 @@ def test_every_results_file_a_page_cites_exists(page):
     cited = re.findall(r"(?:docs|benchmarks)/results/[\w.{},-]+\.(?:json|md)", page.read_text())
     missing = [p for c in cited for p in _expand_braces(c) if not (ROOT / p).exists()]
     assert not missing, f"{page.name} cites missing results files: {missing}"
+
+
+def test_every_spec_section_cited_exists():
+    sections = set(re.findall(r"^## (\d+)\. ", (ROOT / "SPEC.md").read_text(), flags=re.M))
+    code = [path for folder in ("irl", "experiments", "benchmarks", "tests") for path in (ROOT / folder).rglob("*.py")]
+    cited = {}
+    for path in [*PAGES, *code]:
+        for numbers in re.findall(r"SPEC\.md,? sections? (\d+(?:(?:, | and )\d+)*)", path.read_text()):
+            for n in re.findall(r"\d+", numbers):
+                cited.setdefault(n, []).append(path.relative_to(ROOT).as_posix())
+    assert cited, "no SPEC.md section is cited anywhere"
+    missing = {n: paths for n, paths in cited.items() if n not in sections}
+    assert not missing, f"cited SPEC.md sections that do not exist: {missing}"
