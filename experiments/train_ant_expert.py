@@ -37,6 +37,8 @@ TIMESTEPS = flags.DEFINE_integer("timesteps", None, "override the preset's envir
 REWARD = flags.DEFINE_enum("reward", None, ant_ppo.REWARDS, "override the preset's training reward")
 FAILURE_PENALTY = flags.DEFINE_float("failure_penalty", None, "override the preset's failure penalty")
 SPEED_CAP = flags.DEFINE_float("speed_cap", None, "override the preset's speed cap (m/s; 0: none)")
+DISCOUNTING = flags.DEFINE_float("discounting", None, "override the preset's discount factor")
+ENTROPY_COST = flags.DEFINE_float("entropy_cost", None, "override the preset's entropy cost")
 INIT_FROM = flags.DEFINE_string("init_from", "", "start from this exported expert's weights (e.g. to fine-tune)")
 MAX_SECONDS = flags.DEFINE_float("max_seconds", None, "stop after the first evaluation past this wall time")
 EPISODES = flags.DEFINE_integer("episodes", 512, "evaluation episodes per task set")
@@ -85,7 +87,7 @@ def main(_):
         return
     overrides = {"seed": SEED.value}
     for name, flag in (("num_timesteps", TIMESTEPS), ("reward", REWARD), ("failure_penalty", FAILURE_PENALTY),
-                       ("speed_cap", SPEED_CAP)):
+                       ("speed_cap", SPEED_CAP), ("discounting", DISCOUNTING), ("entropy_cost", ENTROPY_COST)):
         if flag.value is not None:
             overrides[name] = flag.value
     if INIT_FROM.value:
