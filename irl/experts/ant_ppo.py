@@ -218,11 +218,6 @@ PRESETS = {
     "gpu-path-progress": dict(num_timesteps=300_000_000, num_envs=4096, batch_size=2048, num_minibatches=32,
                               unroll_length=5, num_evals=40, entropy_cost=1e-3, reward="path_progress",
                               failure_penalty=30.0, speed_cap=1.5),
-    # (ours) gpu-path-progress's settings at the cpu preset's sizes: the shipped expert fine-tuned
-    # on a 2-core CPU (pass --init_from)
-    "cpu-path-progress": dict(num_timesteps=60_000_000, num_envs=512, batch_size=256, num_minibatches=16,
-                              unroll_length=5, num_evals=30, entropy_cost=1e-3, reward="path_progress",
-                              failure_penalty=100.0, speed_cap=1.2),
     # seconds: for tests of the machinery
     "tiny": dict(num_timesteps=2_560, num_envs=16, batch_size=16, num_minibatches=2, unroll_length=5, num_evals=2,
                  num_eval_envs=4, networks=ExpertNetworks((16, 16), (16, 16))),
