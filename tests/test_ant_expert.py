@@ -24,12 +24,19 @@ def untrained():
     return ant_expert.AntExpert(TINY, ant_expert.initial_params(TINY, jax.random.key(0)), {"steps": 0})
 
 
-def test_training_env_observes_directions_and_is_rewarded_along_them():
+@pytest.fixture(scope="module")
+def direction_following():
+    """The expert's training environment, its reset and step compiled once for the module."""
     env = ant_ppo.DirectionFollowing()
-    state = jax.jit(env.reset)(jax.random.PRNGKey(1))
+    return env, jax.jit(env.reset), jax.jit(env.step)
+
+
+def test_training_env_observes_directions_and_is_rewarded_along_them(direction_following):
+    env, reset, step = direction_following
+    state = reset(jax.random.PRNGKey(1))
     assert state.obs.shape == (ant_expert.EXPERT_OBS_SIZE,)
     assert np.allclose(state.obs[-64:], direction_features(state.pipeline_state))
-    state = jax.jit(env.step)(state, jnp.full(8, 0.5))
+    state = step(state, jnp.full(8, 0.5))
     assert np.isclose(float(state.reward), float(direction_reward(state.pipeline_state)))
     assert float(state.done) == 0.0 and set(ant_ppo.EPISODE_METRICS) <= set(state.metrics)
 
@@ -64,14 +71,15 @@ def test_fresh_resets_draw_new_layouts_where_brax_would_replay_the_first():
     assert np.all(np.asarray(after.pipeline_state.physics.qpos[:, 2]) < 1.0)  # standing again
 
 
-def test_failure_penalty_is_paid_on_the_failing_step_only():
-    plain, penalised = ant_ppo.DirectionFollowing(), ant_ppo.DirectionFollowing(failure_penalty=5.0)
-    state = jax.jit(plain.reset)(jax.random.PRNGKey(4))
+def test_failure_penalty_is_paid_on_the_failing_step_only(direction_following):
+    _, reset, plain_step = direction_following
+    penalised_step = jax.jit(ant_ppo.DirectionFollowing(failure_penalty=5.0).step)
+    state = reset(jax.random.PRNGKey(4))
     lifted = state.replace(pipeline_state=state.pipeline_state.replace(physics=state.pipeline_state.physics.replace(
         qpos=state.pipeline_state.physics.qpos.at[2].set(3.0))))
     action = jnp.full(8, 0.3)
     for start, penalty in ((state, 0.0), (lifted, 5.0)):
-        a, b = jax.jit(plain.step)(start, action), jax.jit(penalised.step)(start, action)
+        a, b = plain_step(start, action), penalised_step(start, action)
         assert float(b.metrics["failure"]) == float(penalty > 0)
         assert np.isclose(float(b.reward), float(a.reward) - penalty)
 
@@ -214,3 +222,28 @@ def test_end_causes_read_the_last_state():
         success=success, length=length, final=final)
     causes = [ant_expert.END_CAUSES[i] for i in np.asarray(ant_expert.end_causes(episodes))]
     assert causes == ["success", "wrong_colour", "wall", "off_grid", "fallen", "time_limit"]
+
+
+def test_where_failures_happen_reads_the_leg_and_its_first_cell():
+    from irl.envs.ant_pinpad import cell_centre
+
+    steps = 6
+    # progress before each step (-1: padding); cells acted from: a failure straight out of the
+    # colour just visited, one after leaving it, a success and a time limit
+    progress = [[0, 1, 1, 1, -1, -1], [0, 0, 1, 1, 1, -1], [0, 1, 2, 2, 2, 2], [0, 0, 0, 0, 0, 0]]
+    cells = [[(0, 0), (0, 1), (0, 1), (0, 1)], [(0, 0), (0, 0), (1, 1), (1, 2), (2, 2)],
+             [(0, 0)] * 6, [(3, 3)] * 6]
+    length = np.array([4, 5, 6, 6])
+    xy = np.zeros((4, steps + 1, 2), np.float32)
+    for i, path in enumerate(cells):
+        xy[i, : len(path)] = np.asarray(cell_centre(jnp.array(path)))
+    n = len(length)
+    episodes = ant_expert.AntEpisodes(
+        obs=None, actions=None, mask=jnp.arange(steps)[None] < jnp.asarray(length)[:, None], subgoal=None,
+        progress=jnp.maximum(jnp.array(progress), 0), xy=jnp.asarray(xy), task_id=jnp.zeros(n, jnp.int32),
+        success=jnp.array([False, False, True, False]), length=jnp.asarray(length), final=None)
+    causes = jnp.array([ant_expert.END_CAUSES.index(c) for c in ("wrong_colour", "wall", "success", "time_limit")])
+    where = ant_expert.where_failures_happen(episodes, causes)
+    assert where["failed_on_leg"] == [0.0, 0.5, 0.0]
+    assert where["failure_steps_into_leg_median"] == 3.0  # 3 steps into leg 1 each
+    assert where["failed_from_the_leg_first_cell"] == 0.25  # the first episode only

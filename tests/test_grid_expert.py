@@ -1,3 +1,5 @@
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -96,12 +98,16 @@ def test_noise_never_steps_into_a_pocket_it_cannot_leave():
     assert list(np.asarray(jit_safe(state))) == [True, False, True, True]  # down bumps a wall
 
 
+@functools.cache
+def sixteen_expert_episodes(eps: float, labels: str):
+    """make_expert_data's jitted generator, compiled once per (eps, labels)."""
+    return make_expert_data(ENV, PRETRAIN, 16, eps=eps, labels=labels)
+
+
 @given(st.integers(0, 2**31 - 1), st.sampled_from([0.0, 0.3]), st.sampled_from(["taken", "optimal"]))
 @settings(max_examples=12, deadline=None)
 def test_the_recorded_policy_is_the_distribution_the_labelled_action_was_drawn_from(seed, eps, labels):
-    from irl.data import make_expert_data
-
-    batch = make_expert_data(ENV, PRETRAIN, 16, eps=eps, labels=labels)(jax.random.key(seed))
+    batch = sixteen_expert_episodes(eps, labels)(jax.random.key(seed))
     policy, mask, actions = np.asarray(batch.policy), np.asarray(batch.mask), np.asarray(batch.actions)
     np.testing.assert_allclose(policy.sum(-1)[mask], 1.0, atol=1e-5)
     assert (policy[~mask] == 0).all()

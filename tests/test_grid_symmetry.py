@@ -17,9 +17,16 @@ seeds = st.integers(0, 2**31 - 1)
 elements = st.integers(0, sym.N_SYMMETRIES - 1)
 
 
+@jax.jit
 def transform_state(state, g):
     return state.replace(agent=sym.transform_cells(state.agent, g), colors=sym.transform_cells(state.colors, g),
                          walls=sym.transform_cells(state.walls, g))
+
+
+# compiled once: the property test runs these hundreds of times
+observation = jax.jit(observation)
+grid_expert_step = jax.jit(grid_expert_step)
+transform_obs = jax.jit(sym.transform_obs)
 
 
 def test_the_group_acts_on_moves_and_cells_as_a_group():
@@ -38,7 +45,7 @@ def test_observation_dynamics_and_expert_commute_with_every_symmetry(seed, g, ac
     moved = transform_state(state, g)
     g_batch = jnp.array([g])
     for a in actions:
-        seen_moved = sym.transform_obs(observation(state)[None, None], g_batch)[0, 0]
+        seen_moved = transform_obs(observation(state)[None, None], g_batch)[0, 0]
         np.testing.assert_array_equal(observation(moved), seen_moved)
         _, _, policy = grid_expert_step(jax.random.key(0), state)
         _, _, moved_policy = grid_expert_step(jax.random.key(0), moved)

@@ -20,11 +20,13 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from brax.training.acme import running_statistics, specs
 from brax.training.agents.ppo import networks as ppo_networks
 from flax import serialization, struct
 
-from irl.envs.ant_pinpad import GRID_SIZE, N_JOINTS, OBS_SIZE, AntPinpadState, current_subgoal, out_of_bounds
+from irl.envs.ant_pinpad import (GRID_SIZE, N_JOINTS, OBS_SIZE, AntPinpadState, cell_of, current_subgoal,
+                                 out_of_bounds)
 from irl.experts.ant_directions import N_DIRECTIONS, direction_features
 
 EXPERT_OBS_SIZE = OBS_SIZE + GRID_SIZE * GRID_SIZE * N_DIRECTIONS  # 105
@@ -171,6 +173,27 @@ def end_causes(episodes: AntEpisodes) -> jax.Array:
     return cause.astype(jnp.int32)
 
 
+def where_failures_happen(episodes: AntEpisodes, causes: jax.Array) -> dict:
+    """Where the failed episodes (every end but success and the time limit) failed, given
+    end_causes(episodes): the share of all episodes failing on each leg (leg k seeks the task's
+    k-th colour), the median steps into its leg a failure comes, and the share of all episodes
+    failing straight out of the cell their last leg began in (the colour just visited, or the
+    start cell), never having left it."""
+    progress, mask, length = (np.asarray(x) for x in (episodes.progress, episodes.mask, episodes.length))
+    causes = np.asarray(causes)
+    failed = (causes != END_CAUSES.index("success")) & (causes != END_CAUSES.index("time_limit"))
+    rows = np.arange(len(length))
+    leg = progress[rows, length - 1]
+    in_leg = (progress == leg[:, None]) & mask
+    start = np.argmax(in_leg, axis=1)
+    cells = np.asarray(cell_of(episodes.xy))[:, :-1]  # [N, T, 2]: the cell acted from at each step
+    stayed = np.all((cells == cells[rows, start][:, None]).all(-1) | ~in_leg, axis=1)
+    steps_into_leg = length - start
+    return {"failed_on_leg": [float((failed & (leg == k)).mean()) for k in range(progress.max() + 1)],
+            "failure_steps_into_leg_median": float(np.median(steps_into_leg[failed])) if failed.any() else None,
+            "failed_from_the_leg_first_cell": float((failed & stayed).mean())}
+
+
 def run_many(expert: AntExpert, tasks: str, key: jax.Array, n_episodes: int, deterministic: bool,
              chunk: int = 256, keep_final: bool = True) -> AntEpisodes:
     """n_episodes of run_episodes on the task set `tasks`, generated `chunk` at a time (one
@@ -194,7 +217,8 @@ def run_many(expert: AntExpert, tasks: str, key: jax.Array, n_episodes: int, det
 def success_rates(expert: AntExpert, key: jax.Array, n_episodes: int, chunk: int = 256) -> dict:
     """The expert's success with its mean action on fresh episodes of the pretraining tasks and
     of the post-training task (SPEC.md: the paper's expert, 0.8 and 0.7), the colours it
-    visits, how its episodes end (END_CAUSES) and how many end within 50 steps."""
+    visits, how its episodes end (END_CAUSES), how many end within 50 steps, and where the
+    failures happen (where_failures_happen)."""
     out = {"episodes": n_episodes}
     for tasks in ("pretrain", "post"):
         episodes = run_many(expert, tasks, key, n_episodes, deterministic=True, chunk=chunk)
@@ -204,4 +228,5 @@ def success_rates(expert: AntExpert, key: jax.Array, n_episodes: int, chunk: int
         out[f"colours_visited_{tasks}"] = float((episodes.progress.max(axis=1) + episodes.success).mean())
         out[f"ended_by_{tasks}"] = {name: float((causes == i).mean()) for i, name in enumerate(END_CAUSES)}
         out[f"ended_within_50_steps_{tasks}"] = float((episodes.length <= 50).mean())
+        out.update({f"{name}_{tasks}": value for name, value in where_failures_happen(episodes, causes).items()})
     return out
