@@ -213,6 +213,27 @@ def test_internal_rl_writes_curves_and_an_episode_and_resumes(reproduced):
     assert len(training.read_metrics(workdir / "internal")) == chunks
 
 
+def test_internal_rl_methods_share_one_program_and_the_beta1_gate_stays_forced(reproduced):
+    from irl.discovery import load_discovered
+    from irl.pretraining import load_pretrained
+    from irl.rl.learner import PretrainedModels, make_train, share_programs
+    from irl.stages.rl import DISCOVERY_METHODS
+
+    config = rl_config("tiny")
+    learners = {m: make_train(config, m, load_discovered(reproduced[0] / "discover", d))
+                for m, d in DISCOVERY_METHODS.items()}
+    trainer, params = load_pretrained(reproduced[0] / "pretrain")
+    learners["raw_action"] = make_train(config, "raw_action", PretrainedModels(trainer.model, params))
+    share_programs(list(learners.values()))
+    assert learners["beta1"].program is learners["internal"].program is learners["cotrained"].program
+    assert learners["raw_action"].program is None  # its own, built when first run
+    # the pipeline's run shared it too: beta1 still decides at every raw step, the metacontroller does not
+    for method, every_step in (("beta1", True), ("internal", False)):
+        rows = training.read_metrics(reproduced[0] / "rl" / method)
+        decisions, length = (np.concatenate([np.ravel(r[k]) for r in rows]) for k in ("decisions", "length"))
+        assert np.array_equal(decisions, length) == every_step
+
+
 @pytest.mark.parametrize("env, preset", [("maze", "tiny"), ("ant", "huge")])
 def test_bad_env_or_preset_fails_before_any_compute(env, preset, tmp_path):
     from irl.pipeline import reproduce

@@ -189,7 +189,8 @@ def where_failures_happen(episodes: AntEpisodes, causes: jax.Array) -> dict:
     cells = np.asarray(cell_of(episodes.xy))[:, :-1]  # [N, T, 2]: the cell acted from at each step
     stayed = np.all((cells == cells[rows, start][:, None]).all(-1) | ~in_leg, axis=1)
     steps_into_leg = length - start
-    return {"failed_on_leg": [float((failed & (leg == k)).mean()) for k in range(progress.max() + 1)],
+    legs = int(np.where(mask, progress, 0).max()) + 1
+    return {"failed_on_leg": [float((failed & (leg == k)).mean()) for k in range(legs)],
             "failure_steps_into_leg_median": float(np.median(steps_into_leg[failed])) if failed.any() else None,
             "failed_from_the_leg_first_cell": float((failed & stayed).mean())}
 

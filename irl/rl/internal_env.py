@@ -2,8 +2,9 @@
 observation is the residual stream e at the controlled layer of the frozen base model.
 
 Frozen: the base model, the metacontroller's GRU, switching unit and decoder (`frozen` is the
-params pytree {"base": ..., "mc": ...} of one pretrained model). One raw step at time t, with
-the code z in force, follows the metacontroller's training-time order exactly
+pytree {"base": ..., "mc": ..., "force_beta_one": ...} of one pretrained model, see
+frozen_params). One raw step at time t, with the code z in force, follows the metacontroller's
+training-time order exactly
 (irl.control.metacontroller.sequence):
 
     U           = f_hyp(z)                                  the controller of the code
@@ -119,8 +120,12 @@ class InternalEnv:
 
     @staticmethod
     def frozen_params(discovered: Discovered) -> dict:
-        """The frozen pytree {"base", "mc"} of every seed, [seeds, ...]."""
-        return {"base": discovered.base_params, "mc": discovered.mc_params}
+        """The frozen pytree {"base", "mc", "force_beta_one"} of every seed, [seeds, ...].
+        Whether the gate is forced open is data, not program: the beta = 1 baseline runs the
+        same compiled program as the metacontroller it is compared with."""
+        seeds = jax.tree.leaves(discovered.mc_params)[0].shape[0]
+        return {"base": discovered.base_params, "mc": discovered.mc_params,
+                "force_beta_one": jnp.full((seeds,), discovered.mc_cfg.force_beta_one)}
 
     @property
     def max_steps(self) -> int:
@@ -171,9 +176,7 @@ class InternalEnv:
                                                         obs, env_state, cache)
         e_next, cache = self.model.lower_step(base, cache, seen, self.layer)
         h = metacontroller.gru_step(mc, state.e, state.h)
-        beta = metacontroller.switch(mc, e_next, h, state.z)
-        if self.mc_cfg.force_beta_one:
-            beta = jnp.ones_like(beta)
+        beta = jnp.where(frozen["force_beta_one"], 1.0, metacontroller.switch(mc, e_next, h, state.z))
         e_next, h = where_tree(alive, (e_next, h), (state.e, state.h))
         state = state.replace(env_state=env_state, cache=cache, e=e_next, h=h, done=done,
                               success=state.success | success, length=state.length + alive.astype(jnp.int32))

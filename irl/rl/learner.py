@@ -179,6 +179,7 @@ class Learner:
     ppo_cfg: ppo.PPOConfig
     internal_env: InternalEnv | None = None
     policy_cfg: policy.PolicyConfig | None = None
+    program: Callable | None = None  # the jitted chunk, once built (share_programs may hand it on)
 
     @property
     def models(self) -> int:
@@ -238,9 +239,31 @@ class Learner:
 
         return train
 
+    def program_key(self) -> tuple | None:
+        """Everything the chunk's program depends on besides its arguments (the state and the
+        frozen params): learners with equal keys run the same compiled program. None for
+        raw_action, whose program is its own."""
+        if self.internal_env is None:
+            return None
+        env = self.internal_env
+        gate = dataclasses.replace(env.mc_cfg, force_beta_one=False)  # data in `frozen`, see InternalEnv
+        return (self.config.env, tuple(sorted(self.config.train.items())), self.ppo_cfg, self.policy_cfg, env.model,
+                gate, env.layer, env.greedy, env.action_space)
+
     def chunk_fn(self):
-        train = self.train()
-        return lambda state: train(state, self.frozen)
+        if self.program is None:
+            self.program = self.train()
+        return lambda state: self.program(state, self.frozen)
+
+
+def share_programs(learners: list[Learner]) -> None:
+    """Give learners of equal program_key one jitted chunk, so that it compiles once (internal
+    RL, its beta = 1 baseline and the co-trained baseline, on models of one shape)."""
+    programs = {}
+    for learner in learners:
+        key = learner.program_key()
+        if key is not None:
+            learner.program = programs.setdefault(key, learner.program or learner.train())
 
 
 def _first_models(tree, n: int):

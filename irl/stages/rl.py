@@ -20,7 +20,7 @@ from irl import training
 from irl.envs.render import render_recorded, save_png
 from irl.figures import plot_rl_curves
 from irl.rl import policy
-from irl.rl.learner import INTERNAL_METHODS, Learner, PretrainedModels, make_train, validate
+from irl.rl.learner import INTERNAL_METHODS, Learner, PretrainedModels, make_train, share_programs, validate
 
 # the discovery method whose Discovered each internal-RL method acts on
 DISCOVERY_METHODS = {"internal": "metacontroller", "beta1": "beta1", "cotrained": "cotrained"}
@@ -113,6 +113,7 @@ def train_methods(config, sources: dict, workdir: str | Path, progress: bool = T
     if missing:
         raise ValueError(f"no source for methods {missing}")
     learners = {method: make_train(config, method, sources[method]) for method in config.methods}
+    share_programs(list(learners.values()))
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "config.json").write_text(config.to_json(indent=2))
