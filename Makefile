@@ -20,9 +20,10 @@ install:
 install-bench: install
 	$(PY) -m pip install --quiet -e '.[dev,bench]'
 
-# two workers, whole test files each (module fixtures built once): compiles overlap
+# two workers, whole test files each (module fixtures built once), the slowest first
+# (tests/conftest.py): compiles overlap
 test:
-	$(PY) -m pytest -n 2 --dist loadfile --durations=15
+	$(PY) -m pytest -n 2 --dist loadfile --no-loadscope-reorder --durations=15
 
 bench: install-bench
 	$(PY) benchmarks/env_throughput.py

@@ -19,3 +19,13 @@ from hypothesis import settings  # noqa: E402
 # jitted code compiles once per shape; examples after the first are cheap, but keep them few.
 settings.register_profile("irl", max_examples=40, deadline=None)
 settings.load_profile("irl")
+
+# The two end-to-end pipelines take four to five minutes each, everything else about eight in
+# all. `make test` hands out whole files in collection order (--no-loadscope-reorder), so these
+# go first, one to each worker, and the other files fill in around them.
+SLOWEST_FIRST = ("test_ant_pipeline.py", "test_pipeline.py")
+
+
+def pytest_collection_modifyitems(items):
+    rank = {name: i for i, name in enumerate(SLOWEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(SLOWEST_FIRST)))  # stable: the rest keep their order
