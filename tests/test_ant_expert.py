@@ -247,3 +247,10 @@ def test_where_failures_happen_reads_the_leg_and_its_first_cell():
     assert where["failed_on_leg"] == [0.0, 0.5, 0.0]
     assert where["failure_steps_into_leg_median"] == 3.0  # 3 steps into leg 1 each
     assert where["failed_from_the_leg_first_cell"] == 0.25  # the first episode only
+
+
+def test_the_mean_action_is_the_tanh_of_the_policys_gaussian(untrained):
+    obs = jax.random.normal(jax.random.key(7), (3, ant_expert.EXPERT_OBS_SIZE))
+    loc, scale = untrained.gaussian(obs)
+    assert loc.shape == scale.shape == (3, 8) and np.all(np.asarray(scale) > 0)
+    np.testing.assert_allclose(np.tanh(loc), untrained.policy(True)(obs, jax.random.key(0)), atol=1e-6)

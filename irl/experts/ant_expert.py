@@ -105,6 +105,13 @@ class AntExpert:
     def _inference(self):
         return ppo_networks.make_inference_fn(self.networks.build())
 
+    def gaussian(self, obs: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """(loc, scale) [*B, 8] of the Gaussian whose samples the policy squashes with tanh."""
+        nets = self.networks.build()
+        normaliser, policy_params, _ = self.params
+        dist = nets.parametric_action_distribution.create_dist(nets.policy_network.apply(normaliser, policy_params, obs))
+        return dist.loc, dist.scale
+
     def policy(self, deterministic: bool):
         """(obs [*B, 105], key) -> torques [*B, 8]: the mean action (tanh of the Gaussian's
         mean) when deterministic, else a sample (one key draws the whole batch)."""
