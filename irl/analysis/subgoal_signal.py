@@ -4,7 +4,7 @@ expert's sampled torques carry about the colour it seeks, given the physical sta
 A base model learns the subgoal only as far as it helps predict the torques. The most it can
 gain in action NLL per step by knowing which colour is sought is the conditional mutual
 information I(a; c | state) between the torques and the colour: with the colour uniform over
-the four, I = E_c E_{a ~ pi_c}[log pi_c(a) - log mean_c' pi_c'(a)], where pi_c is the expert
+the four (less where the history narrows it down), I = E_c E_{a ~ pi_c}[log pi_c(a) - log mean_c' pi_c'(a)], where pi_c is the expert
 with colour c as its target (the same state, the direction features of c's path). It is set
 beside the entropy of the expert's torques, the NLL no model of its samples can beat.
 
