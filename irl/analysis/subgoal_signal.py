@@ -16,21 +16,17 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+from brax.training.distribution import TanhBijector
+from jax.scipy.stats import norm
 
 from irl.envs.ant_pinpad import N_COLORS, AntPinpadState, current_subgoal
 from irl.experts.ant_directions import direction_features
 from irl.experts.ant_expert import AntExpert, expert_observation
 
 
-def gaussian_log_prob(u: jax.Array, loc: jax.Array, scale: jax.Array) -> jax.Array:
-    """log N(u; loc, diag scale^2), summed over the last axis."""
-    z = (u - loc) / scale
-    return jnp.sum(-0.5 * z**2 - jnp.log(scale) - 0.5 * jnp.log(2 * jnp.pi), axis=-1)
-
-
 def tanh_log_det(u: jax.Array) -> jax.Array:
-    """log |d tanh(u) / du|, summed over the last axis."""
-    return jnp.sum(2.0 * (jnp.log(2.0) - u - jax.nn.softplus(-2.0 * u)), axis=-1)
+    """log |d tanh(u) / du|, summed over the last axis (brax's bijector, as the expert squashes)."""
+    return jnp.sum(TanhBijector().forward_log_det_jacobian(u), axis=-1)
 
 
 def information_and_entropy(loc: jax.Array, scale: jax.Array, true: jax.Array, key: jax.Array,
@@ -39,7 +35,7 @@ def information_and_entropy(loc: jax.Array, scale: jax.Array, true: jax.Array, k
     between a tanh-Gaussian sample and its colour c (uniform over the C rows of loc, scale
     [C, A]), and the entropy of the tanh-squashed torques of colour `true`."""
     u = loc[:, None] + scale[:, None] * jax.random.normal(key, (loc.shape[0], samples, loc.shape[-1]))  # [C, K, A]
-    log_p = gaussian_log_prob(u[:, :, None], loc[None, None], scale[None, None])  # [C, K, C']: log pi_c'(u_ck)
+    log_p = norm.logpdf(u[:, :, None], loc[None, None], scale[None, None]).sum(-1)  # [C, K, C']: log pi_c'(u_ck)
     own = jnp.diagonal(log_p, axis1=0, axis2=2).T  # [C, K]: log pi_c(u_ck)
     mixture = jax.nn.logsumexp(log_p, axis=-1) - jnp.log(loc.shape[0])
     information = jnp.mean(own - mixture)
