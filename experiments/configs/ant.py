@@ -69,12 +69,7 @@ def analysis_config(preset: str) -> ml_collections.ConfigDict:
     model (`analysis-<preset>`). A controller's code is one colour."""
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; known: {', '.join(PRESETS)}")
-    c = ml_collections.ConfigDict()
-    c.seed = 0
-    c.probe = ml_collections.ConfigDict(dict(steps=8000, batch=512, lr=1e-3, weight_decay=0.0, eval_episodes=2048))
-    c.control = ml_collections.ConfigDict(dict(
-        steps=3200, batch=512, lr=1e-3, weight_decay=0.03, rank=16, hidden=32, layers=(), eval_episodes=1024,
-    ))  # layers () = every layer 0..L
+    c = grid.analysis_config("paper")  # the paper's probe and controller settings
     if preset == "small":
         c.probe.update(steps=300, batch=32, eval_episodes=64)
         c.control.update(steps=300, batch=32, eval_episodes=64)
