@@ -102,14 +102,18 @@ class AntExpert:
         return cls(networks, serialization.from_state_dict(template, state), meta)
 
     @functools.cached_property
+    def _nets(self) -> ppo_networks.PPONetworks:
+        return self.networks.build()
+
+    @functools.cached_property
     def _inference(self):
-        return ppo_networks.make_inference_fn(self.networks.build())
+        return ppo_networks.make_inference_fn(self._nets)
 
     def gaussian(self, obs: jax.Array) -> tuple[jax.Array, jax.Array]:
         """(loc, scale) [*B, 8] of the Gaussian whose samples the policy squashes with tanh."""
-        nets = self.networks.build()
         normaliser, policy_params, _ = self.params
-        dist = nets.parametric_action_distribution.create_dist(nets.policy_network.apply(normaliser, policy_params, obs))
+        dist = self._nets.parametric_action_distribution.create_dist(
+            self._nets.policy_network.apply(normaliser, policy_params, obs))
         return dist.loc, dist.scale
 
     def policy(self, deterministic: bool):
