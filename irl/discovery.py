@@ -148,7 +148,7 @@ def compile_config(config: ml_collections.ConfigDict, width: int, obs_size: int)
     m, c = config.metacontroller, config.compile
     return compile_.CompileConfig(width=width, obs_size=obs_size, latent_dim=m.latent_dim, hidden=c.hidden,
                                   max_segments=c.max_segments, decoder_hidden=m.decoder_hidden, rank=m.rank,
-                                  temperature=c.temperature)
+                                  decoder_form=m.decoder_form, temperature=c.temperature)
 
 
 def kl_ramp(train: ml_collections.ConfigDict, step: jax.Array) -> jax.Array:

@@ -57,6 +57,22 @@ def test_bad_rank_is_rejected():
         linear.ControllerConfig(width=8, code_dim=4, rank=9)
 
 
+def test_an_additive_controller_pushes_every_residual_alike_and_a_zero_code_not_at_all():
+    cfg = linear.ControllerConfig(width=32, code_dim=4, form="additive", init_scale=1.0)
+    params = linear.init(jax.random.key(0), cfg)
+    z = jax.random.normal(jax.random.key(1), (3, 5, 4))
+    e1, e2 = jax.random.normal(jax.random.key(2), (2, 3, 5, 32))
+    a, b = linear.factors(params, z, cfg)
+    assert a.shape == (3, 5, 32) and b is None
+    push = linear.apply(e1, a, b) - e1
+    np.testing.assert_allclose(linear.apply(e2, a, b) - e2, push, atol=1e-5)  # whatever the stream holds
+    assert (np.linalg.norm(push, axis=-1) > 1e-3).all()
+    zero, _ = linear.factors(params, jnp.zeros((3, 5, 4)), cfg)
+    np.testing.assert_array_equal(linear.apply(e1, zero, None), e1)
+    with pytest.raises(ValueError, match="form"):
+        linear.ControllerConfig(width=8, code_dim=4, form="affine")
+
+
 def test_closed_loop_split_at_any_layer_with_an_identity_steer_matches_the_plain_rollout():
     from helpers import ENV, PRETRAIN
 

@@ -34,9 +34,11 @@ run = jax.jit(mc.sequence, static_argnames=("cfg", "sample", "switch_noise", "ha
 dataclasses_replace = dataclasses.replace
 
 
-def test_sequence_equals_stepping_the_public_step_functions():
-    params, e, mask, key = params_and_inputs()
-    seq = run(params, CFG, e, mask, key)
+@pytest.mark.parametrize("decoder_form", linear.FORMS)
+def test_sequence_equals_stepping_the_public_step_functions(decoder_form):
+    cfg = dataclasses.replace(CFG, decoder_form=decoder_form)
+    params, e, mask, key = params_and_inputs(cfg=cfg)
+    seq = run(params, cfg, e, mask, key)
     noise = jax.random.normal(key, seq.mu.shape)  # the draw sequence() makes from the same key
     s = mc.embed_sequence(params, e, mask)
     h, z = jnp.zeros((B, CFG.gru_size)), jnp.zeros((B, CFG.latent_dim))
@@ -48,7 +50,7 @@ def test_sequence_equals_stepping_the_public_step_functions():
         np.testing.assert_allclose(seq.beta[:, t], beta, atol=1e-5)
         np.testing.assert_allclose(seq.mu[:, t], mu, atol=1e-5)
         np.testing.assert_allclose(seq.z[:, t], z, atol=1e-5)
-    a, b = mc.controller(params, seq.z, CFG)
+    a, b = mc.controller(params, seq.z, cfg)
     np.testing.assert_allclose(seq.controlled, linear.apply(e, a, b), atol=1e-5)
 
 

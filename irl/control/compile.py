@@ -46,6 +46,7 @@ class CompileConfig(linear.CodeDecoded):
     max_segments: int = 4
     decoder_hidden: int = 32
     rank: int | None = 16
+    decoder_form: str = "linear"
     temperature: float = 1.0
 
     def __post_init__(self):

@@ -13,6 +13,10 @@ so a zero code gives U = 0 exactly and an inactive controller leaves the model u
 negative would be the same controller. With both factors zero at 0, U would be second order in
 z near 0. Codes drawn from an N(0, I) prior, the metacontroller's, would lose half their room
 or steer weakly; tests/test_control.py checks that neither happens.)
+
+`form="additive"` (ours, for experiments) replaces `e + U e` by `e + v(z)`, v(z) = (h(z) - h(0)) W2:
+a push that is the same whatever the residual stream holds, so a controller cannot read the
+history at the layer it writes (docs/grid.md, *Nor is it the controller's access to the history*).
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ import dataclasses
 
 import jax
 import jax.numpy as jnp
+
+FORMS = ("linear", "additive")  # e + U(z) e (the paper's), e + v(z)
 
 
 def require_positive(cfg, names) -> None:
@@ -37,24 +43,30 @@ class ControllerConfig:
     rank: int | None = 16  # None: full D x D
     hidden: int = 32
     init_scale: float = 0.1
+    form: str = "linear"  # one of FORMS; "additive" ignores rank
 
     def __post_init__(self):
         require_positive(self, ("width", "code_dim", "hidden"))
+        if self.form not in FORMS:
+            raise ValueError(f"form must be one of {FORMS}, got {self.form!r}")
         if self.rank is not None and not 1 <= self.rank <= self.width:
             raise ValueError(f"rank must be in 1..{self.width} or None (full), got {self.rank}")
 
     @property
     def n_outputs(self) -> int:
+        if self.form == "additive":
+            return self.width
         return self.width * self.width if self.rank is None else 2 * self.width * self.rank
 
 
 class CodeDecoded:
     """For configs whose latent code (`latent_dim`) steers the residual stream (`width`)
-    through a hypernetwork controller (`rank`, `decoder_hidden`)."""
+    through a hypernetwork controller (`rank`, `decoder_hidden`, `decoder_form`)."""
 
     @property
     def decoder(self) -> ControllerConfig:
-        return ControllerConfig(width=self.width, code_dim=self.latent_dim, rank=self.rank, hidden=self.decoder_hidden)
+        return ControllerConfig(width=self.width, code_dim=self.latent_dim, rank=self.rank, hidden=self.decoder_hidden,
+                                form=self.decoder_form)
 
 
 def init(key: jax.Array, cfg: ControllerConfig) -> dict:
@@ -67,10 +79,12 @@ def init(key: jax.Array, cfg: ControllerConfig) -> dict:
 
 
 def factors(params: dict, z: jax.Array, cfg: ControllerConfig):
-    """Code z [..., code_dim] -> (A, B) each [..., D, r], or (U [..., D, D], None) when full;
-    A (and a full U) is zero at z = 0."""
+    """Code z [..., code_dim] -> (A, B) each [..., D, r], or (U [..., D, D], None) when full, or
+    (v [..., D], None) when additive; A (and a full U, and v) is zero at z = 0."""
     hidden = jnp.tanh(z @ params["w1"] + params["b1"])
     shifted = hidden - jnp.tanh(params["b1"])
+    if cfg.form == "additive":
+        return shifted @ params["w2"], None
     batch = z.shape[:-1]
     if cfg.rank is None:
         return (shifted @ params["w2"]).reshape(*batch, cfg.width, cfg.width), None
@@ -81,12 +95,15 @@ def factors(params: dict, z: jax.Array, cfg: ControllerConfig):
 
 
 def apply(e: jax.Array, a: jax.Array, b: jax.Array | None) -> jax.Array:
-    """e [..., D] -> e + U e with U = A B^T (or U = a when b is None)."""
+    """e [..., D] -> e + U e with U = A B^T; when b is None, U = a [..., D, D] (full), or the
+    push e + a for a of e's own shape [..., D] (additive)."""
+    if b is None and a.ndim == e.ndim:
+        return e + a
     if b is None:
         return e + jnp.einsum("...ij,...j->...i", a, e)
     return e + jnp.einsum("...ir,...r->...i", a, jnp.einsum("...jr,...j->...r", b, e))
 
 
 def dense(a: jax.Array, b: jax.Array | None) -> jax.Array:
-    """The full U (for tests and analysis only)."""
+    """The full U of a linear controller (for tests and analysis only)."""
     return a if b is None else a @ jnp.swapaxes(b, -1, -2)

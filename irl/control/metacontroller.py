@@ -51,6 +51,7 @@ class MetacontrollerConfig(linear.CodeDecoded):
     switch_hidden: int = 64  # ours; the paper does not say
     decoder_hidden: int = 32
     rank: int | None = 16  # None: a full D x D controller (the ant)
+    decoder_form: str = "linear"  # e + U e (the paper's); "additive" (ours): e + v(z) (irl/control/linear.py)
     force_beta_one: bool = False  # the "beta = 1 at every step" baseline
     switch_bias: float = -2.0  # initial switch logit (ours): sigmoid(-2) ~ 0.12, codes held by default
     # > 0: in training the gate is a relaxed Bernoulli (Gumbel-sigmoid) sample at this temperature,
