@@ -8,6 +8,9 @@ import json
 from pathlib import Path
 
 RL_METHODS = ("internal", "raw_action", "beta1", "cotrained", "compile")
+DISCOVERY_BASELINES = ("beta1", "cotrained", "compile")
+# per alpha of the metacontroller's sweep and per baseline, on held-out expert episodes
+SWITCHING_MEASURES = ("switch_f1", "switches_per_episode", "beta_binary_fraction", "kl", "action_nll")
 
 
 def _fmt(value, digits: int = 3) -> str:
@@ -20,6 +23,48 @@ def _fmt(value, digits: int = 3) -> str:
 
 def _row(cells) -> str:
     return "| " + " | ".join(_fmt(c) for c in cells) + " |"
+
+
+def discovery_headline(discovery: dict) -> dict:
+    """The picked alpha's switching, the whole sweep (the rate-distortion curve), each baseline,
+    and what the codes name where the stage measured it (a readout of the code; the code
+    oracle: one code per subgoal switched by the true progress on the post-training task)."""
+    switching = lambda run: {"alpha": run["alpha"], **{k: run[k] for k in SWITCHING_MEASURES}}  # noqa: E731
+    out = {k: discovery[k] for k in ("best_alpha", "switch_f1", "beta_binary_fraction", "switches_per_episode",
+                                     "subgoals_per_episode")}
+    out["by_alpha"] = [switching(run) for run in discovery["by_alpha"]]
+    out["baselines"] = {name: switching(discovery[name]) for name in DISCOVERY_BASELINES if name in discovery}
+    if "code_readout" in discovery:
+        out["code_readout"] = discovery["code_readout"]
+    if "code_oracle" in discovery:
+        out["code_oracle"] = {k: discovery["code_oracle"][k] for k in ("success", "subgoal_completion")}
+    return out
+
+
+def discovery_section(discovery: dict) -> list[str]:
+    readout = discovery.get("code_readout", {})
+    oracle = discovery.get("code_oracle")
+    return [
+        "## Discovery (metacontroller at L/2)",
+        "",
+        "| method (alpha) | " + " | ".join(k.replace("_", " ") for k in SWITCHING_MEASURES) + " |",
+        "|---|" + "---|" * len(SWITCHING_MEASURES),
+        *[_row([f"metacontroller ({run['alpha']:g})" + (" picked" if run["alpha"] == discovery["best_alpha"] else "")]
+               + [run[k] for k in SWITCHING_MEASURES]) for run in discovery["by_alpha"]],
+        *[_row([f"baseline: {name} ({run['alpha']:g})"] + [run[k] for k in SWITCHING_MEASURES])
+          for name, run in discovery["baselines"].items()],
+        "",
+        f"Subgoals per episode: {_fmt(discovery['subgoals_per_episode'])}.",
+        *([f"What the picked codes name (readout accuracy, chance in brackets): "
+           + ", ".join(f"{label.replace('_', ' ')} {_fmt(v['accuracy'])} ({_fmt(v['chance'])})"
+                       for label, v in readout.items() if "accuracy" in v) + "."] if readout else []),
+        *([f"Code oracle (one code per subgoal through the decoder, switched by the true progress), post-task "
+           f"success {_fmt(oracle['success'])}, per-subgoal completion {_fmt(oracle['subgoal_completion'])}."]
+          if oracle else []),
+        "",
+        "![beta traces](discover/beta_traces.png) ![rate-distortion](discover/rate_distortion.png)",
+        "",
+    ]
 
 
 def headline(env: str, preset: str, summaries: dict, stage_seconds: dict) -> dict:
@@ -46,8 +91,7 @@ def headline(env: str, preset: str, summaries: dict, stage_seconds: dict) -> dic
             **({"failure_causes_by_layer": control["failure_causes_by_layer"]}
                if "failure_causes_by_layer" in control else {}),
         },
-        "discovery": {k: discovery[k] for k in ("best_alpha", "switch_f1", "beta_binary_fraction",
-                                                "switches_per_episode", "subgoals_per_episode")},
+        "discovery": discovery_headline(discovery),
     }
     if "inject" in summaries:
         results["injection"] = {k: summaries["inject"][k]
@@ -118,14 +162,7 @@ def markdown(results: dict, summaries: dict) -> str:
         "",
         "![controlled episode](control/controlled_episode.png)",
         "",
-        "## Discovery (metacontroller at L/2)",
-        "",
-        "| measure | value |",
-        "|---|---|",
-        *[_row([k, v]) for k, v in r["discovery"].items()],
-        "",
-        "![beta traces](discover/beta_traces.png) ![rate-distortion](discover/rate_distortion.png)",
-        "",
+        *discovery_section(r["discovery"]),
     ]
     if "rl" in r:
         lines += rl_section(r)

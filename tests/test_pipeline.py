@@ -14,7 +14,8 @@ CONTRACT = {
     "pretrain": {"success_any_pretrain_task", "success_post_task", "tokens_per_s", "mfu"},
     "probe": {"accuracy_by_layer"},
     "supervised_control": {"success_by_layer", "controlled_layer"},
-    "discovery": {"best_alpha", "switch_f1", "beta_binary_fraction", "switches_per_episode", "subgoals_per_episode"},
+    "discovery": {"best_alpha", "switch_f1", "beta_binary_fraction", "switches_per_episode", "subgoals_per_episode",
+                  "by_alpha", "baselines", "code_readout", "code_oracle"},
     "expert": {"success_pretrain_tasks", "success_post_task"},
 }
 
@@ -39,7 +40,13 @@ def test_results_json_holds_every_headline_number(reproduced):
     for method in saved["rl"].values():
         assert {"final_success_median", "episodes", "episodes_to_0.5", "episodes_to_0.8"} <= set(method)
     assert saved["expert"]["success_pretrain_tasks"] == 1.0 and saved["expert"]["success_post_task"] == 1.0
+    discovery = saved["discovery"]  # the sweep and every baseline, not the picked alpha alone
+    assert [run["alpha"] for run in discovery["by_alpha"]] == list(discover_config("tiny").alphas)
+    assert set(discovery["baselines"]) == {"beta1", "cotrained", "compile"}
     report = (workdir / "report.md").read_text()
+    for name in discovery["baselines"]:
+        assert f"| baseline: {name} (" in report
+    assert report.count("| metacontroller (") == len(discovery["by_alpha"])
     for figure in ("pretrain/success_vs_time.png", "probe/probe_accuracy_by_layer.png", "discover/beta_traces.png",
                    "rl/rl_curves.png", "rl/internal_policy_episode.png"):
         assert figure in report and (workdir / figure).stat().st_size > 0
