@@ -95,8 +95,8 @@ def discover_config(preset: str) -> ml_collections.ConfigDict:
     c.methods = ("metacontroller", "beta1", "cotrained", "compile")
     c.metacontroller = ml_collections.ConfigDict(dict(
         latent_dim=8, gru_size=32, embed_size=32, encoder_hidden=64, switch_hidden=64, decoder_hidden=32, rank=16,
-        decoder_form="linear", switch_bias=-2.0, encoder_log_std=0.0, switch_temperature=0.0, hard_switch=False, encoder_inputs="all",
-        sequence_embedding="per_step",
+        decoder_form="linear", switch_bias=-2.0, encoder_log_std=0.0, switch_temperature=0.0, hard_switch=False,
+        encoder_inputs="all", sequence_embedding="per_step",
     ))
     c.alphas = (0.0, 0.05, 0.1, 0.17, 0.3, 0.5, 1.0)
     c.best_alpha = -1.0  # < 0: the alpha with the best held-out switch F1
