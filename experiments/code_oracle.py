@@ -62,7 +62,7 @@ def supervised_check(pretrainer, params, analysis, oracle, key) -> dict:
                                               oracle.episodes).success)(run_key)
     return {"layer": layer, "one_hot_codes_success": float(np.mean(direct)),
             "fitted_codes": code_oracle(model, base, controllers, cfg, layer, pretrainer, oracle_key, oracle.steps,
-                                        oracle.batch, oracle.episodes)}
+                                        oracle.batch, oracle.episodes, restarts=oracle.restarts)}
 
 
 def main(_):

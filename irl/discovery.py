@@ -125,8 +125,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
     need(config.eval.tolerance >= 0, f"eval.tolerance must be >= 0, got {config.eval.tolerance}")
     need(config.eval.prior_episodes >= 0, f"eval.prior_episodes must be >= 0, got {config.eval.prior_episodes}")
     oracle = config.eval.code_oracle
-    need(oracle.steps >= 0 and (oracle.steps == 0 or min(oracle.batch, oracle.episodes) >= 1),
-         f"eval.code_oracle needs steps >= 0 and, when steps > 0, batch and episodes >= 1, got {oracle}")
+    need(oracle.steps >= 0 and (oracle.steps == 0 or min(oracle.batch, oracle.episodes, oracle.restarts) >= 1),
+         f"eval.code_oracle needs steps >= 0 and, when steps > 0, batch, episodes and restarts >= 1, got {oracle}")
     try:  # the modules' own checks, at a stand-in width
         metacontroller_config(config, width=max(config.metacontroller.rank or 1, 1))
         compile_config(config, width=max(config.metacontroller.rank or 1, 1), obs_size=1)

@@ -134,7 +134,8 @@ def test_a_code_table_through_a_frozen_decoder_gives_that_decoders_controllers()
         np.testing.assert_allclose(x, y, atol=1e-5)
 
 
-def test_fitted_subgoal_codes_lower_the_loss_and_train_only_the_codes():
+@pytest.mark.parametrize("restarts", [1, 3])
+def test_fitted_subgoal_codes_lower_the_loss_and_train_only_the_codes(restarts):
     from helpers import ENV, PRETRAIN
 
     from irl.analysis.supervised_control import codes_as_controllers, controlled_action_nll, train_subgoal_codes
@@ -147,10 +148,12 @@ def test_fitted_subgoal_codes_lower_the_loss_and_train_only_the_codes():
     decoder = linear.init(jax.random.key(1), decoder_cfg)
     batch = episode_tokens(make_expert_data(ENV, PRETRAIN, 8, max_steps=40)(jax.random.key(2)))
     codes, history = jax.jit(lambda k: train_subgoal_codes(model, base, decoder, decoder_cfg, lambda _: batch, k, 1,
-                                                           steps=30, lr=0.1))(jax.random.key(3))
-    assert codes.shape == (4, 8)
-    assert history["nll"][-1] < history["nll"][0] - 1e-3
-    # the history is the loss of the fitted codes through the same, unchanged decoder
+                                                           steps=30, lr=0.1, restarts=restarts))(jax.random.key(3))
+    assert codes.shape == (restarts, 4, 8) and history["nll"].shape == (30, restarts)
+    assert np.all(history["nll"][-1] < history["nll"][0] - 1e-3)  # every restart fits
+    assert len({round(float(x), 5) for x in history["nll"][0]}) == restarts  # each from its own draw
+    # each restart's history is the loss of its own fitted codes through the same, unchanged decoder
     table_cfg = linear.ControllerConfig(width=32, code_dim=4, rank=4)
-    final, _ = controlled_action_nll(model, base, codes_as_controllers(decoder, codes), table_cfg, 1, batch)
-    assert final <= history["nll"][-1] + 1e-2
+    for r in range(restarts):
+        final, _ = controlled_action_nll(model, base, codes_as_controllers(decoder, codes[r]), table_cfg, 1, batch)
+        assert final <= history["nll"][-1, r] + 1e-2

@@ -39,6 +39,7 @@ def test_the_paper_preset_is_the_spec():
     (lambda c: c.eval.update(prior_episodes=-1), "prior_episodes"),
     (lambda c: c.eval.code_oracle.update(steps=-1), "code_oracle"),
     (lambda c: c.eval.code_oracle.update(steps=5, batch=0), "code_oracle"),
+    (lambda c: c.eval.code_oracle.update(steps=5, restarts=0), "code_oracle"),
     (lambda c: c.metacontroller.update(encoder_inputs="past"), "encoder_inputs"),
     (lambda c: c.metacontroller.update(sequence_embedding="pooled"), "sequence_embedding"),
     (lambda c: c.train.update(action_targets="mean"), "action_targets"),

@@ -304,6 +304,13 @@ def test_the_code_oracle_check_runs_on_supervised_controllers(reproduced):
     from irl.discovery import load_discovered
     from irl.stages.discover import discovered_code_oracle
 
+    # (fitted from two draws of the prior: the best one's numbers, and each one's)
+    oracle = discover_config("tiny").eval.code_oracle
+    oracle.restarts = 2
     bound = discovered_code_oracle(load_discovered(reproduced[0] / "discover", "metacontroller"), pretrainer,
-                                   jax.random.key(1), discover_config("tiny").eval.code_oracle, fit_on="post")
+                                   jax.random.key(1), oracle, fit_on="post")
     assert bound["fit_on"] == "post" and len(bound["code_norms"]) == 6 and 0.0 <= bound["success"] <= 1.0
+    fits = bound["by_restart"]
+    assert bound["restarts"] == len(fits) == 2 and fits[0]["code_norms"] != fits[1]["code_norms"]
+    assert bound["success"] == max(f["success"] for f in fits) == fits[bound["best_restart"]]["success"]
+    assert bound["code_norms"] == fits[bound["best_restart"]]["code_norms"]

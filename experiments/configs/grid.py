@@ -142,10 +142,11 @@ def discover_config(preset: str) -> ml_collections.ConfigDict:
     # pretraining tasks and on the post-training task (0: none), to see which transitions they reach;
     # code_oracle: one code per subgoal fitted through the frozen decoder (steps of batch
     # episodes; 0 steps: none), then switched by the true progress on the post-training task
-    # for `episodes`: the ceiling internal RL has on that decoder
+    # for `episodes`: the ceiling internal RL has on that decoder; the best of `restarts` fits
+    # from their own draws of the prior
     c.eval = ml_collections.ConfigDict(dict(episodes=1024, progress_episodes=256, figure_episodes=4, tolerance=1,
                                             prior_episodes=4096))
-    c.eval.code_oracle = ml_collections.ConfigDict(dict(steps=3200, batch=512, episodes=1024))
+    c.eval.code_oracle = ml_collections.ConfigDict(dict(steps=3200, batch=512, episodes=1024, restarts=1))
 
     if preset == "small":
         # measured on the small base model (4 layers, width 128): with the paper's constant
@@ -167,7 +168,8 @@ def discover_config(preset: str) -> ml_collections.ConfigDict:
         c.cotrained.update(alphas=(0.05, 0.1, 0.3), steps=600)
         c.compile.update(steps=800)
         c.eval.update(episodes=256, progress_episodes=64, prior_episodes=2048)
-        c.eval.code_oracle.update(steps=1000, batch=65, episodes=512)  # batch: packed 5 to a row, as the controllers
+        # batch: packed 5 to a row, as the controllers; restarts: one fit in a few stalls (docs/grid.md)
+        c.eval.code_oracle.update(steps=1000, batch=65, episodes=512, restarts=3)
     elif preset == "tiny":
         c.metacontroller.update(latent_dim=4, gru_size=8, embed_size=8, encoder_hidden=16, switch_hidden=16,
                                 decoder_hidden=8, rank=4)

@@ -88,25 +88,29 @@ def codes_as_controllers(decoder_params: dict, codes: jax.Array) -> dict:
 def train_subgoal_codes(model: BaseModel, base_params, decoder_params: dict, decoder_cfg: linear.ControllerConfig,
                         tokens: Callable[[jax.Array], TokenBatch], key: jax.Array, layer: int, steps: int,
                         lr: float = 3e-2, action_space=CategoricalActions(),
-                        n_codes: int = N_SUBGOALS) -> tuple[jax.Array, dict]:
+                        n_codes: int = N_SUBGOALS, restarts: int = 1) -> tuple[jax.Array, dict]:
     """One code per subgoal (codes [n_codes, Z]; the rows' `subgoal` indexes them) through a
     frozen decoder (a discovered metacontroller's), fitted by the expert's action likelihood
     with the true subgoal's code, as the supervised controllers are: the best that choosing a
-    code per subgoal can do with that decoder. Returns (codes, {"nll", "agreement"} per step)."""
+    code per subgoal can do with that decoder. `restarts` tables are fitted side by side from
+    their own draws on the same batches (Adam is elementwise, so each follows its own loss).
+    Returns (codes [restarts, n_codes, Z], {"nll", "agreement"} [steps, restarts])."""
     cfg = dataclasses.replace(decoder_cfg, code_dim=n_codes)
     init_key, key = jax.random.split(key)
     # drawn from the prior the decoder was trained under (zero codes are a saddle of the
     # factored U = A B^T: both factors, and so both gradients, vanish)
-    codes = jax.random.normal(init_key, (n_codes, decoder_cfg.code_dim))
+    codes = jax.random.normal(init_key, (restarts, n_codes, decoder_cfg.code_dim))
     optimizer = optax.adam(lr)
 
     def step(carry, step_key):
         codes, opt_state = carry
-        loss_fn = lambda c: controlled_action_nll(model, base_params, codes_as_controllers(decoder_params, c), cfg,
-                                                  layer, tokens(step_key), action_space)
-        (nll, agreement), grads = jax.value_and_grad(loss_fn, has_aux=True)(codes)
+        batch = tokens(step_key)
+        one = lambda c: controlled_action_nll(model, base_params, codes_as_controllers(decoder_params, c), cfg, layer,
+                                              batch, action_space)
+        total = lambda c: (lambda nll, agreement: (nll.sum(), (nll, agreement)))(*jax.vmap(one)(c))
+        (_, metrics), grads = jax.value_and_grad(total, has_aux=True)(codes)
         updates, opt_state = optimizer.update(grads, opt_state, codes)
-        return (optax.apply_updates(codes, updates), opt_state), {"nll": nll, "agreement": agreement}
+        return (optax.apply_updates(codes, updates), opt_state), dict(zip(("nll", "agreement"), metrics))
 
     (codes, _), history = jax.lax.scan(step, (codes, optimizer.init(codes)), jax.random.split(key, steps))
     return codes, history

@@ -108,13 +108,18 @@ def prior_code_chain(discovered, env_name: str, tasks: str, key: jax.Array, n_ep
 
 
 def code_oracle(model, base_params, decoder: dict, decoder_cfg, layer: int, pretrainer, key: jax.Array, steps: int,
-                batch: int, eval_episodes: int, fit_on: str = "pretrain") -> dict:
+                batch: int, eval_episodes: int, fit_on: str = "pretrain", restarts: int = 1) -> dict:
     """The ceiling internal RL has on a decoder (a code -> controller map, here a discovered
     metacontroller's, frozen): one code per subgoal fitted through it on the pretraining
     tasks' expert episodes with the true subgoal (as the supervised controllers are,
     irl/analysis/supervised_control.py), then switched by the true progress on the
     post-training task. Where the supervised controllers succeed and this does not, the decoder
     cannot express the unseen transitions, whatever a policy chooses. One base model's params.
+
+    The fit starts from a draw of the prior and can stall (codes grown far outside it), so
+    `restarts` tables are fitted from their own draws and each is run on the same episodes;
+    "success" is the best of them (each is a choice of codes a policy could make), and
+    "by_restart" gives every table's fit and success.
 
     fit_on="post" (the grid; an upper bound that uses what RL never sees): one code per
     subgoal *position* of the post-training task, fitted on the expert's episodes of that task,
@@ -125,6 +130,8 @@ def code_oracle(model, base_params, decoder: dict, decoder_cfg, layer: int, pret
 
     if fit_on not in ("pretrain", "post"):
         raise ValueError(f"fit_on must be 'pretrain' or 'post', got {fit_on!r}")
+    if restarts < 1:
+        raise ValueError(f"restarts must be >= 1, got {restarts}")
     env, action_space = pretrainer.env, pretrainer.action_space
     _, post_params = envs.make(pretrainer.config.env, tasks="post")
     per_subgoal = env.colors_per_subgoal
@@ -147,28 +154,36 @@ def code_oracle(model, base_params, decoder: dict, decoder_cfg, layer: int, pret
     def fit_and_run(key):
         fit_key, run_key = jax.random.split(key)
         codes, history = train_subgoal_codes(model, base_params, decoder, decoder_cfg, tokens, fit_key, layer, steps,
-                                             action_space=action_space, n_codes=n_codes)
-        episodes = run_controlled(model, base_params, codes_as_controllers(decoder, codes), table_cfg, layer, env,
-                                  post_params, run_key, eval_episodes, action_space=action_space, code_of=code_of)
-        return codes, history, episodes
+                                             action_space=action_space, n_codes=n_codes, restarts=restarts)
+        run = lambda table: run_controlled(model, base_params, codes_as_controllers(decoder, table), table_cfg, layer,
+                                           env, post_params, run_key, eval_episodes, action_space=action_space,
+                                           code_of=code_of)
+        return codes, history, jax.vmap(run)(codes)
 
     codes, history, episodes = jax.device_get(fit_and_run(key))
-    success = np.asarray(episodes.success)
     tail = max(1, steps // 10)
-    return {"fit_on": fit_on, "steps": steps, "episodes": eval_episodes, "success": float(success.mean()),
-            "subgoal_completion": subgoal_completion(np.asarray(episodes.progress), success, n_post_subgoals,
+    by_restart = []
+    for r in range(restarts):
+        success = np.asarray(episodes.success[r])
+        nll = np.asarray(history["nll"][:, r])
+        by_restart.append({
+            "success": float(success.mean()),
+            "subgoal_completion": subgoal_completion(np.asarray(episodes.progress[r]), success, n_post_subgoals,
                                                      per_subgoal),
-            "train_action_nll": {"first": float(np.mean(history["nll"][:tail])),
-                                 "last": float(np.mean(history["nll"][-tail:]))},
-            "code_norms": np.linalg.norm(codes, axis=-1).tolist()}
+            "train_action_nll": {"first": float(np.mean(nll[:tail])), "last": float(np.mean(nll[-tail:]))},
+            "code_norms": np.linalg.norm(codes[r], axis=-1).tolist()})
+    best = max(range(restarts), key=lambda r: by_restart[r]["success"])
+    out = {"fit_on": fit_on, "steps": steps, "episodes": eval_episodes, "restarts": restarts, "best_restart": best,
+           **by_restart[best]}
+    return {**out, "by_restart": by_restart} if restarts > 1 else out
 
 
 def discovered_code_oracle(discovered, pretrainer, key: jax.Array, oracle, fit_on: str = "pretrain") -> dict:
     """`code_oracle` on an exported metacontroller's decoder, first pretrained model; oracle:
-    the config's eval.code_oracle (steps, batch, episodes)."""
+    the config's eval.code_oracle (steps, batch, episodes, restarts)."""
     return code_oracle(discovered.model, take(discovered.base_params, 0), take(discovered.mc_params, 0)["decoder"],
                        discovered.mc_cfg.decoder, discovered.layer, pretrainer, key, oracle.steps, oracle.batch,
-                       oracle.episodes, fit_on)
+                       oracle.episodes, fit_on, oracle.restarts)
 
 
 def exported_measures(config, discoverer: Discoverer, folder: Path) -> dict:
