@@ -322,7 +322,7 @@ class Discoverer:
             tokens = grid_symmetry.transform_tokens(tokens, key)
         e = jax.lax.stop_gradient(self.view_model.lower(base, tokens.obs, self.layer))
         a, b = mc.controller(mc_params, z, cfg)
-        action_logits, _ = self.view_model.upper(base, linear.apply(e, a, b), self.layer)
+        action_logits, _ = self.view_model.upper(base, linear.apply(e, a, b, cfg.decoder.form), self.layer)
         return action_measures(self.action_space, action_logits, tokens, train.action_targets)["action_nll"]
 
     def _compile_method(self, cfg: compile_.CompileConfig) -> Method:

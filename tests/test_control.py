@@ -64,13 +64,22 @@ def test_an_additive_controller_pushes_every_residual_alike_and_a_zero_code_not_
     e1, e2 = jax.random.normal(jax.random.key(2), (2, 3, 5, 32))
     a, b = linear.factors(params, z, cfg)
     assert a.shape == (3, 5, 32) and b is None
-    push = linear.apply(e1, a, b) - e1
-    np.testing.assert_allclose(linear.apply(e2, a, b) - e2, push, atol=1e-5)  # whatever the stream holds
+    push = linear.apply(e1, a, b, cfg.form) - e1
+    np.testing.assert_allclose(linear.apply(e2, a, b, cfg.form) - e2, push, atol=1e-5)  # whatever the stream holds
     assert (np.linalg.norm(push, axis=-1) > 1e-3).all()
     zero, _ = linear.factors(params, jnp.zeros((3, 5, 4)), cfg)
-    np.testing.assert_array_equal(linear.apply(e1, zero, None), e1)
+    np.testing.assert_array_equal(linear.apply(e1, zero, None, cfg.form), e1)
     with pytest.raises(ValueError, match="form"):
         linear.ControllerConfig(width=8, code_dim=4, form="affine")
+
+
+def test_one_full_controller_applied_to_as_many_residuals_as_its_width_is_not_taken_for_a_push():
+    """The form, not the shapes, tells a push from a full U: U [D, D] over D residuals [D, D]
+    has a push's shape (the rank of e), and was once added to them."""
+    cfg = linear.ControllerConfig(width=6, code_dim=3, rank=None, init_scale=1.0)
+    u, b = linear.factors(linear.init(jax.random.key(0), cfg), jnp.ones(3), cfg)
+    e = jax.random.normal(jax.random.key(1), (6, 6))
+    np.testing.assert_allclose(linear.apply(e, u, b, cfg.form), e + e @ u.T, atol=1e-5)
 
 
 def test_closed_loop_split_at_any_layer_with_an_identity_steer_matches_the_plain_rollout():

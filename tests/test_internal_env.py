@@ -62,7 +62,7 @@ def test_a_fixed_code_is_the_base_model_with_that_controller():
 
     def steer(e, state):
         a, b = metacontroller.controller(frozen["mc"], z, discovered.mc_cfg)
-        return linear.apply(e, a, b)
+        return linear.apply(e, a, b, discovered.mc_cfg.decoder.form)
 
     ref = jax.jit(lambda k: run_base_model(discovered.model, frozen["base"], ENV, POST, k, n, greedy=True,
                                            layer=1, steer=steer, record=True))(key)

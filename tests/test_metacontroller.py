@@ -51,7 +51,7 @@ def test_sequence_equals_stepping_the_public_step_functions(decoder_form):
         np.testing.assert_allclose(seq.mu[:, t], mu, atol=1e-5)
         np.testing.assert_allclose(seq.z[:, t], z, atol=1e-5)
     a, b = mc.controller(params, seq.z, cfg)
-    np.testing.assert_allclose(seq.controlled, linear.apply(e, a, b), atol=1e-5)
+    np.testing.assert_allclose(seq.controlled, linear.apply(e, a, b, cfg.decoder.form), atol=1e-5)
 
 
 def test_beta_zero_holds_the_code_exactly_and_beta_one_is_forced_at_the_start():
@@ -147,7 +147,7 @@ def test_the_switch_reads_only_its_own_step_and_the_decoder_only_z():
     a1, b1 = mc.controller(params, seq.z, CFG)
     a2, b2 = mc.controller(params, seq.z, CFG)  # no other input exists: a function of z_t only
     np.testing.assert_array_equal(a1, a2)
-    np.testing.assert_allclose(seq.controlled - e, linear.apply(e, a1, b1) - e, atol=1e-5)
+    np.testing.assert_allclose(seq.controlled - e, linear.apply(e, a1, b1, CFG.decoder.form) - e, atol=1e-5)
 
 
 def test_the_encoder_is_not_causal():

@@ -93,7 +93,7 @@ def teacher_forced(params: dict, cfg: mc.MetacontrollerConfig, model: BaseModel,
     e = jax.lax.stop_gradient(model.lower(base_params, tokens.obs, layer))
     z = subgoal_codes(tokens.subgoal, key, cfg.latent_dim, n_subgoals, layout)
     a, b = mc.controller(params, z, cfg)
-    out, _ = model.upper(base_params, linear.apply(e, a, b), layer)
+    out, _ = model.upper(base_params, linear.apply(e, a, b, cfg.decoder.form), layer)
     z_prev = jnp.concatenate([jnp.zeros_like(z[:, :1]), z[:, :-1]], axis=1)
     return out, mc.switch(params, e, mc.gru_sequence(params, e), z_prev)
 

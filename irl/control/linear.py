@@ -94,10 +94,11 @@ def factors(params: dict, z: jax.Array, cfg: ControllerConfig):
     return a, b
 
 
-def apply(e: jax.Array, a: jax.Array, b: jax.Array | None) -> jax.Array:
-    """e [..., D] -> e + U e with U = A B^T; when b is None, U = a [..., D, D] (full), or the
-    push e + a for a of e's own shape [..., D] (additive)."""
-    if b is None and a.ndim == e.ndim:
+def apply(e: jax.Array, a: jax.Array, b: jax.Array | None, form: str = "linear") -> jax.Array:
+    """e [..., D] -> e + U e with U = A B^T, or U = a [..., D, D] when b is None (full); for
+    form="additive", the push e + a, a [..., D]. The form is the controller config's (`factors`
+    gives a full U and a push alike as (a, None))."""
+    if form == "additive":
         return e + a
     if b is None:
         return e + jnp.einsum("...ij,...j->...i", a, e)

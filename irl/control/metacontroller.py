@@ -271,5 +271,5 @@ def sequence(params: dict, cfg: MetacontrollerConfig, e: jax.Array, mask: jax.Ar
                                 (time_major(pre_eh), time_major(z_tilde), gate_noise, first))
     beta, z = time_major(beta), time_major(z)
     a, b = controller(params, z, cfg)
-    return Sequence(controlled=linear.apply(e, a, b), beta=beta, z=z, mu=mu, log_std=log_std,
+    return Sequence(controlled=linear.apply(e, a, b, cfg.decoder.form), beta=beta, z=z, mu=mu, log_std=log_std,
                     kl=kl_to_prior(mu, log_std))

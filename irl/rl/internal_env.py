@@ -163,7 +163,8 @@ class InternalEnv:
         base, mc = frozen["base"], frozen["mc"]
         act_keys, env_keys = split_keys(keys)
         a, b = metacontroller.controller(mc, state.z, self.mc_cfg)
-        (logits, _), cache = self.model.upper_step(base, state.cache, linear.apply(state.e, a, b), self.layer)
+        controlled = linear.apply(state.e, a, b, self.mc_cfg.decoder.form)
+        (logits, _), cache = self.model.upper_step(base, state.cache, controlled, self.layer)
         action = sample_actions(act_keys, logits, self.greedy, self.action_space)
         obs, env_state, reward, done, success = env_step(self.env, self.env_params, env_keys, state.env_state,
                                                          action, state.done)
