@@ -107,7 +107,11 @@ def train_subgoal_codes(model: BaseModel, base_params, decoder_params: dict, dec
         batch = tokens(step_key)
         one = lambda c: controlled_action_nll(model, base_params, codes_as_controllers(decoder_params, c), cfg, layer,
                                               batch, action_space)
-        total = lambda c: (lambda nll, agreement: (nll.sum(), (nll, agreement)))(*jax.vmap(one)(c))
+
+        def total(c):  # the restarts' losses are independent: the sum's gradient is each one's
+            nll, agreement = jax.vmap(one)(c)
+            return nll.sum(), (nll, agreement)
+
         (_, metrics), grads = jax.value_and_grad(total, has_aux=True)(codes)
         updates, opt_state = optimizer.update(grads, opt_state, codes)
         return (optax.apply_updates(codes, updates), opt_state), dict(zip(("nll", "agreement"), metrics))
