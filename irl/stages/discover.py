@@ -173,9 +173,8 @@ def code_oracle(model, base_params, decoder: dict, decoder_cfg, layer: int, pret
             "train_action_nll": {"first": float(np.mean(nll[:tail])), "last": float(np.mean(nll[-tail:]))},
             "code_norms": np.linalg.norm(codes[r], axis=-1).tolist()})
     best = max(range(restarts), key=lambda r: by_restart[r]["success"])
-    out = {"fit_on": fit_on, "steps": steps, "episodes": eval_episodes, "restarts": restarts, "best_restart": best,
-           **by_restart[best]}
-    return {**out, "by_restart": by_restart} if restarts > 1 else out
+    return {"fit_on": fit_on, "steps": steps, "episodes": eval_episodes, "restarts": restarts, "best_restart": best,
+            **by_restart[best], "by_restart": by_restart}
 
 
 def discovered_code_oracle(discovered, pretrainer, key: jax.Array, oracle, fit_on: str = "pretrain") -> dict:
