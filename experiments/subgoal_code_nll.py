@@ -56,8 +56,7 @@ def main(_):
         tokens = episode_tokens(discoverer.expert(key))
         z = labelled.subgoal_codes(tokens.subgoal, key, cfg.latent_dim, N_SUBGOALS, "one_hot", SCALE.value)
         e = jax.lax.stop_gradient(discoverer.model.lower(base, tokens.obs, discoverer.layer))
-        a, b = mc.controller(params, z, cfg)
-        out, _ = discoverer.model.upper(base, linear.apply(e, a, b, cfg.decoder.form), discoverer.layer)
+        out, _ = discoverer.model.upper(base, mc.steer(params, z, e, cfg), discoverer.layer)
         controlled = action_measures(discoverer.action_space, out, tokens, config.train.action_targets)["action_nll"]
         view = discoverer.second_view(params, cfg, base, z, tokens, jax.random.fold_in(key, 2)) if second else 0.0
         return controlled + config.train.view_weight * view, (controlled, view)

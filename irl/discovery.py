@@ -54,7 +54,6 @@ import optax
 import orbax.checkpoint as ocp
 
 from irl.control import compile as compile_
-from irl.control import linear
 from irl.control import metacontroller as mc
 from irl.control.discovered import Discovered
 from irl.data import ExpertBatch, TokenBatch, drop_prefixes, episode_tokens
@@ -321,8 +320,7 @@ class Discoverer:
         if train.view_symmetry:
             tokens = grid_symmetry.transform_tokens(tokens, key)
         e = jax.lax.stop_gradient(self.view_model.lower(base, tokens.obs, self.layer))
-        a, b = mc.controller(mc_params, z, cfg)
-        action_logits, _ = self.view_model.upper(base, linear.apply(e, a, b, cfg.decoder.form), self.layer)
+        action_logits, _ = self.view_model.upper(base, mc.steer(mc_params, z, e, cfg), self.layer)
         return action_measures(self.action_space, action_logits, tokens, train.action_targets)["action_nll"]
 
     def _compile_method(self, cfg: compile_.CompileConfig) -> Method:

@@ -25,7 +25,6 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from irl.control import linear
 from irl.control import metacontroller as mc
 from irl.data import TokenBatch
 from irl.models.base import BaseModel
@@ -92,8 +91,7 @@ def teacher_forced(params: dict, cfg: mc.MetacontrollerConfig, model: BaseModel,
     code in force at t - 1)."""
     e = jax.lax.stop_gradient(model.lower(base_params, tokens.obs, layer))
     z = subgoal_codes(tokens.subgoal, key, cfg.latent_dim, n_subgoals, layout)
-    a, b = mc.controller(params, z, cfg)
-    out, _ = model.upper(base_params, linear.apply(e, a, b, cfg.decoder.form), layer)
+    out, _ = model.upper(base_params, mc.steer(params, z, e, cfg), layer)
     z_prev = jnp.concatenate([jnp.zeros_like(z[:, :1]), z[:, :-1]], axis=1)
     return out, mc.switch(params, e, mc.gru_sequence(params, e), z_prev)
 

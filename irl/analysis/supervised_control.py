@@ -30,8 +30,8 @@ def controlled_action_nll(model: BaseModel, base_params, ctrl_params, cfg: linea
     squared error) of the base model steered by the true subgoal's controller, over the real
     steps of the rows (one episode each, or several packed)."""
     e = jax.lax.stop_gradient(model.lower(base_params, batch.obs, layer, batch.segments))
-    a, b = linear.factors(ctrl_params, jax.nn.one_hot(batch.subgoal, cfg.code_dim), cfg)
-    out, _ = model.upper(base_params, linear.apply(e, a, b, cfg.form), layer, batch.segments)
+    out, _ = model.upper(base_params, linear.steer(ctrl_params, jax.nn.one_hot(batch.subgoal, cfg.code_dim), e, cfg),
+                         layer, batch.segments)
     weight = batch.mask.astype(jnp.float32)
     n = jnp.maximum(weight.sum(), 1.0)
     mean = lambda x: (x * weight).sum() / n
@@ -70,8 +70,7 @@ def run_controlled(model: BaseModel, base_params, ctrl_params, cfg: linear.Contr
     code_of = env.current_subgoal if code_of is None else code_of
 
     def steer(e, state):
-        a, b = linear.factors(ctrl_params, jax.nn.one_hot(jax.vmap(code_of)(state), cfg.code_dim), cfg)
-        return linear.apply(e, a, b, cfg.form)
+        return linear.steer(ctrl_params, jax.nn.one_hot(jax.vmap(code_of)(state), cfg.code_dim), e, cfg)
 
     return run_base_model(model, base_params, env, env_params, key, n_episodes, layer=layer, steer=steer, record=record,
                           action_space=action_space, last_states=last_states)

@@ -134,5 +134,4 @@ def segment(params: dict, cfg: CompileConfig, obs: jax.Array, mask: jax.Array, k
 
 def controlled(params: dict, cfg: CompileConfig, e: jax.Array, seg: Segmentation) -> jax.Array:
     """e + U(z_t) e at the controlled layer, [B, T, D]."""
-    a, b = linear.factors(params["decoder"], seg.z, cfg.decoder)
-    return linear.apply(e, a, b, cfg.decoder.form)
+    return linear.steer(params["decoder"], seg.z, e, cfg.decoder)

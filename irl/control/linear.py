@@ -105,6 +105,12 @@ def apply(e: jax.Array, a: jax.Array, b: jax.Array | None, form: str = "linear")
     return e + jnp.einsum("...ir,...r->...i", a, jnp.einsum("...jr,...j->...r", b, e))
 
 
+def steer(params: dict, z: jax.Array, e: jax.Array, cfg: ControllerConfig) -> jax.Array:
+    """The residual stream e [..., D] steered by the controller of code z [..., code_dim]."""
+    a, b = factors(params, z, cfg)
+    return apply(e, a, b, cfg.form)
+
+
 def dense(a: jax.Array, b: jax.Array | None) -> jax.Array:
     """The full U of a linear controller (for tests and analysis only)."""
     return a if b is None else a @ jnp.swapaxes(b, -1, -2)

@@ -180,6 +180,11 @@ def controller(params: dict, z: jax.Array, cfg: MetacontrollerConfig):
     return linear.factors(params["decoder"], z, cfg.decoder)
 
 
+def steer(params: dict, z: jax.Array, e: jax.Array, cfg: MetacontrollerConfig) -> jax.Array:
+    """e + U(z) e (or the decoder's other form), the controlled residual stream."""
+    return linear.steer(params["decoder"], z, e, cfg.decoder)
+
+
 def kl_to_prior(mu: jax.Array, log_std: jax.Array) -> jax.Array:
     """KL(N(mu, diag sigma^2) || N(0, I)) [...], summed over the last axis."""
     return 0.5 * jnp.sum(jnp.exp(2 * log_std) + mu**2 - 1.0 - 2 * log_std, axis=-1)
@@ -270,6 +275,5 @@ def sequence(params: dict, cfg: MetacontrollerConfig, e: jax.Array, mask: jax.Ar
     _, (beta, z) = jax.lax.scan(step, jnp.zeros((batch, cfg.latent_dim)),
                                 (time_major(pre_eh), time_major(z_tilde), gate_noise, first))
     beta, z = time_major(beta), time_major(z)
-    a, b = controller(params, z, cfg)
-    return Sequence(controlled=linear.apply(e, a, b, cfg.decoder.form), beta=beta, z=z, mu=mu, log_std=log_std,
+    return Sequence(controlled=steer(params, z, e, cfg), beta=beta, z=z, mu=mu, log_std=log_std,
                     kl=kl_to_prior(mu, log_std))

@@ -43,7 +43,7 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from irl.control import linear, metacontroller
+from irl.control import metacontroller
 from irl.control.discovered import Discovered
 from irl.control.metacontroller import SWITCH_THRESHOLD, MetacontrollerConfig
 from irl.models.base import BaseModel
@@ -162,8 +162,7 @@ class InternalEnv:
         "success": bool [*B] it was solved at this step, "restarted": bool [*B]})."""
         base, mc = frozen["base"], frozen["mc"]
         act_keys, env_keys = split_keys(keys)
-        a, b = metacontroller.controller(mc, state.z, self.mc_cfg)
-        controlled = linear.apply(state.e, a, b, self.mc_cfg.decoder.form)
+        controlled = metacontroller.steer(mc, state.z, state.e, self.mc_cfg)
         (logits, _), cache = self.model.upper_step(base, state.cache, controlled, self.layer)
         action = sample_actions(act_keys, logits, self.greedy, self.action_space)
         obs, env_state, reward, done, success = env_step(self.env, self.env_params, env_keys, state.env_state,
