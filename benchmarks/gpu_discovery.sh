@@ -18,6 +18,13 @@
 # smoke test's shorter settings); PRETRAIN_SECONDS and DISCOVER_SECONDS replace their limits;
 # WORK keeps the checkpoints in that folder instead of a temporary one. OUTDIR receives
 # pretrain_results.json, metrics.jsonl, discovery.json, its figures and the logs.
+# A smoke test on a CPU (about 3.5 minutes on 2 cores; checks that both commands run end to end):
+#   PRETRAIN_FLAGS="--config.train.steps=10 --config.train.chunk_steps=10 --config.train.eval_every=10
+#     --config.data.batch=8 --config.eval.episodes=8" DISCOVER_FLAGS="--config.train.steps=4
+#     --config.train.chunk_steps=4 --config.train.eval_every=4 --config.train.kl_free_steps=0
+#     --config.train.kl_warmup_steps=0 --config.optim.warmup_steps=1 --config.eval.episodes=8
+#     --config.eval.progress_episodes=8 --config.eval.prior_episodes=8 --config.eval.code_oracle.steps=2
+#     --config.eval.code_oracle.episodes=8" bash benchmarks/gpu_discovery.sh OUTDIR agent_relative 10 8
 set -u
 out=${1:?usage: gpu_discovery.sh OUTDIR [ENCODER] [STEPS] [ROWS]}
 encoder=${2:-agent_relative}
