@@ -1,7 +1,7 @@
 """The README and the pages under docs/ point only at files that exist: every link and image,
 and every results file they cite; every "SPEC.md section N" in the code and pages names a
-section SPEC.md has; every config override a written command gives names a field its config
-has."""
+section SPEC.md has; every command written down sets only flags its script defines and config
+fields its config has."""
 
 from __future__ import annotations
 
@@ -61,12 +61,13 @@ COMMAND_SOURCES = [*PAGES, *sorted((ROOT / "benchmarks").glob("*.sh")),
 COMMAND = re.compile(r"experiments/(\w+)\.py((?:\s+(?:--[\w.]+(?:=(?:'[^']*'|\"[^\"]*\"|[^\s`\"]+))?)){0,60})")
 
 
-def _config_flags() -> dict[str, dict[str, str]]:
-    """{script: {config flag: its default `<file>.py:<spec>`}} of every script in experiments/."""
+def _script_flags() -> dict[str, dict[str, str | None]]:
+    """{script: {flag it defines: for a config file flag its default `<file>.py:<spec>`, else
+    None}} of every script in experiments/."""
     found = {}
     for script in (ROOT / "experiments").glob("*.py"):
-        for flag, default in re.findall(r'DEFINE_config_file\(\s*"(\w+)",\s*"([^"]+)"', script.read_text()):
-            found.setdefault(script.stem, {})[flag] = default
+        for kind, flag, default in re.findall(r'DEFINE_(\w+)\(\s*"(\w+)",\s*("[^"]*"|[^,]+)', script.read_text()):
+            found.setdefault(script.stem, {})[flag] = default.strip('"') if kind == "config_file" else None
     return found
 
 
@@ -84,41 +85,54 @@ def _has_field(config, dotted: str) -> bool:
     return True
 
 
-def config_overrides(text: str, flags: dict[str, dict[str, str]]) -> list[tuple[str, str, str]]:
-    """(script, `--<config flag>.<field>`, the config that flag reads as `<file>.py:<spec>`) for every
-    `--<config flag>.<field>=` of every command to a script of experiments/ written in text."""
+def written_flags(text: str, flags: dict[str, dict[str, str | None]]) -> list[tuple[str, str, str | None]]:
+    """(script, flag as written, for `--<config flag>.<field>` the config that flag reads as
+    `<file>.py:<spec>`, else None) for every flag of every command to a script of
+    experiments/ written in text."""
     found = []
     for script, args in COMMAND.findall(text.replace("\\\n", " ")):
-        for flag, default in flags.get(script, {}).items():
-            named = re.search(rf"--{flag}=(\S+\.py:[\w-]+)", args)
-            spec = named.group(1) if named else default
-            found += [(script, f"--{flag}.{field}", spec) for field in re.findall(rf"--{flag}\.([\w.]+)=", args)]
+        for flag, field in re.findall(r"(?:^|\s)--(\w+)((?:\.\w+)*)", args):
+            spec = None
+            if field and flags.get(script, {}).get(flag):
+                named = re.search(rf"--{flag}=(\S+\.py:[\w-]+)", args)
+                spec = named.group(1) if named else flags[script][flag]
+            found.append((script, f"--{flag}{field}", spec))
     return found
 
 
-def test_config_overrides_are_found_in_written_commands():
-    flags = _config_flags()
+def test_flags_are_found_in_written_commands():
+    flags = _script_flags()
+    assert flags["discover"]["config"] == "experiments/configs/grid.py:discover-small"
+    assert flags["discover"]["workdir"] is None
     text = ("python experiments/discover.py --pretrained=p --config.alphas='(0.1,)' \\\n"
             "  --config.train.steps=4\npython experiments/control.py --config=experiments/configs/ant.py:analysis-small"
-            " --config.control.layers='(2,)' and prose --config.not.this=1")
-    assert config_overrides(text, flags) == [
-        ("discover", "--config.alphas", "experiments/configs/grid.py:discover-small"),
-        ("discover", "--config.train.steps", "experiments/configs/grid.py:discover-small"),
-        ("control", "--config.control.layers", "experiments/configs/ant.py:analysis-small")]
-    assert not _has_field(_load_config("experiments/configs/grid.py:discover-small"), "train.no_such_field")
+            " --config.control.layers='(2,)' --noprogress and prose --config.not.this=1")
+    discover, control = "experiments/configs/grid.py:discover-small", "experiments/configs/ant.py:analysis-small"
+    assert written_flags(text, flags) == [
+        ("discover", "--pretrained", None), ("discover", "--config.alphas", discover),
+        ("discover", "--config.train.steps", discover), ("control", "--config", None),
+        ("control", "--config.control.layers", control), ("control", "--noprogress", None)]
+    assert not _has_field(_load_config(discover), "train.no_such_field")
 
 
-def test_every_written_config_override_names_a_field_of_its_config():
-    """A renamed or removed config field would break every command that still sets it; the
-    commands in the pages and results files are how a run is repeated."""
-    flags = _config_flags()
+def test_every_written_command_sets_only_flags_and_config_fields_that_exist():
+    """A renamed or removed flag or config field would break every command that still sets
+    it; the commands in the pages and results files are how a run is repeated."""
+    flags = _script_flags()
     configs, checked, stale = {}, 0, []
     for source in COMMAND_SOURCES:
-        for script, override, spec in config_overrides(source.read_text(), flags):
-            if spec not in configs:
-                configs[spec] = _load_config(spec)
+        for script, flag, spec in written_flags(source.read_text(), flags):
+            name = flag[2:].split(".")[0]
+            defined = flags.get(script, {})
+            if spec:
+                if spec not in configs:
+                    configs[spec] = _load_config(spec)
+                exists = _has_field(configs[spec], flag.split(".", 1)[1])
+            else:  # absl's --noX sets a boolean X
+                exists = name in defined or (name.startswith("no") and name[2:] in defined)
             checked += 1
-            if not _has_field(configs[spec], override.split(".", 1)[1]):
-                stale.append(f"{source.relative_to(ROOT)}: experiments/{script}.py {override} (config {spec})")
-    assert checked > 100, f"only {checked} overrides found: has the commands' form changed?"
-    assert not stale, "config overrides naming no field:\n" + "\n".join(stale)
+            if not exists:
+                where = f" (config {spec})" if spec else ""
+                stale.append(f"{source.relative_to(ROOT)}: experiments/{script}.py {flag}{where}")
+    assert checked > 400, f"only {checked} flags found: has the commands' form changed?"
+    assert not stale, "written commands set what does not exist:\n" + "\n".join(stale)
