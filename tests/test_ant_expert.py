@@ -111,6 +111,7 @@ def test_episodes_are_padded_and_reproducible(untrained):
     for i in np.flatnonzero(length < 12):  # after the end: actions 0, the last observation repeats
         assert np.all(np.asarray(episodes.actions[i, length[i]:]) == 0)
         assert np.allclose(episodes.obs[i, length[i] + 1:], episodes.obs[i, length[i]])
+        assert np.all(np.asarray(episodes.progress[i, length[i]:]) == int(episodes.final.progress[i]))
     again = run(jax.random.key(5))
     assert np.array_equal(np.asarray(again.actions), np.asarray(episodes.actions))
 
@@ -254,3 +255,16 @@ def test_the_mean_action_is_the_tanh_of_the_policys_gaussian(untrained):
     loc, scale = untrained.gaussian(obs)
     assert loc.shape == scale.shape == (3, 8) and np.all(np.asarray(scale) > 0)
     np.testing.assert_allclose(np.tanh(loc), untrained.policy(True)(obs, jax.random.key(0)), atol=1e-6)
+
+
+def test_colours_visited_counts_a_successful_episode_once_though_its_padding_holds_the_final_progress():
+    # progress before each step, as run_episodes pads it: after the end, the final state's
+    steps = 6
+    progress = jnp.array([[0, 1, 2, 3, 3, 3],  # success on its third step
+                          [0, 0, 1, 1, 1, 1],  # failed at its fourth step after one colour
+                          [0, 1, 1, 1, 1, 2]])  # success on the very last step: no padding
+    length = jnp.array([3, 4, 6])
+    episodes = ant_expert.AntEpisodes(
+        obs=None, actions=None, mask=jnp.arange(steps)[None] < length[:, None], subgoal=None, progress=progress,
+        xy=None, task_id=None, success=jnp.array([True, False, True]), length=length, final=None)
+    assert ant_expert.colours_visited(episodes).tolist() == [3, 1, 3]

@@ -184,6 +184,13 @@ def end_causes(episodes: AntEpisodes) -> jax.Array:
     return cause.astype(jnp.int32)
 
 
+def colours_visited(episodes: AntEpisodes) -> jax.Array:
+    """int32 [N]: the task's colours each episode visited in order: its progress before its
+    last step, plus the visit that succeeded. The padding after an episode's end repeats its
+    final state, whose progress already counts that visit, so only the steps taken are read."""
+    return jnp.where(episodes.mask, episodes.progress, 0).max(axis=1) + episodes.success
+
+
 def where_failures_happen(episodes: AntEpisodes, causes: jax.Array) -> dict:
     """Where the failed episodes (every end but success and the time limit) failed, given
     end_causes(episodes): the share of all episodes failing on each leg (leg k seeks the task's
@@ -236,8 +243,7 @@ def success_rates(expert: AntExpert, key: jax.Array, n_episodes: int, chunk: int
         episodes = run_many(expert, tasks, key, n_episodes, deterministic=True, chunk=chunk)
         causes = end_causes(episodes)
         out[f"success_{tasks}"] = float(episodes.success.mean())
-        # progress before the final visit, plus the visit that succeeded
-        out[f"colours_visited_{tasks}"] = float((episodes.progress.max(axis=1) + episodes.success).mean())
+        out[f"colours_visited_{tasks}"] = float(colours_visited(episodes).mean())
         out[f"ended_by_{tasks}"] = {name: float((causes == i).mean()) for i, name in enumerate(END_CAUSES)}
         out[f"ended_within_50_steps_{tasks}"] = float((episodes.length <= 50).mean())
         out.update({f"{name}_{tasks}": value for name, value in where_failures_happen(episodes, causes).items()})
