@@ -65,7 +65,12 @@ def crop(episodes: AntEpisodes, max_steps: int) -> AntEpisodes:
         xy=episodes.xy[:, : max_steps + 1], success=episodes.success & (episodes.length <= max_steps), length=length)
 
 
-def draw(dataset: AntEpisodes, key: jax.Array, batch: int, max_steps: int) -> AntEpisodes:
-    """batch episodes drawn uniformly (with replacement) from the set, cropped to max_steps."""
-    rows = jax.random.randint(key, (batch,), 0, dataset.length.shape[0])
+def draw(dataset: AntEpisodes, key: jax.Array, batch: int, max_steps: int, distinct: bool = False) -> AntEpisodes:
+    """batch episodes drawn uniformly from the set, cropped to max_steps: with replacement (a
+    training batch), or `distinct` ones (a held-out measure, which must not score an episode
+    twice, nor fit and judge on copies of one)."""
+    n = dataset.length.shape[0]
+    if distinct and batch > n:
+        raise ValueError(f"cannot draw {batch} distinct episodes from a set of {n}")
+    rows = jax.random.choice(key, n, (batch,), replace=False) if distinct else jax.random.randint(key, (batch,), 0, n)
     return crop(jax.tree.map(lambda x: x[rows], dataset), max_steps)

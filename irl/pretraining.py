@@ -189,17 +189,23 @@ class Pretrainer:
         return make_expert_data(self.env, self.env_params, batch_size, data.eps, max_steps, data.get("labels", "taken"))
 
     def held_out_data(self, batch_size: int, max_steps: int | None = None):
-        """key -> expert episodes the model never trained on, for held-out measures: the ant's
-        episodes kept apart from its training set (`eval.episodes` of them, drawn with
-        replacement); on the grid, fresh episodes, as `expert_data`."""
+        """key -> expert episodes the model never trained on, for held-out measures: on the ant,
+        batch_size distinct ones of the `eval.episodes` kept apart from its training set (a
+        ValueError, before any compute, where that is too few); on the grid, fresh episodes, as
+        `expert_data`."""
         if self.held_out is None:
             return self.expert_data(batch_size, max_steps)
-        return self._draws(self.held_out, batch_size, max_steps)
+        kept = int(self.held_out.length.shape[0])
+        if batch_size > kept:
+            raise ValueError(f"a held-out measure of {batch_size} episodes needs as many kept apart, and this "
+                             f"model's pretraining config kept eval.episodes={kept}: measure on fewer, or "
+                             "pretrain with more kept apart")
+        return self._draws(self.held_out, batch_size, max_steps, distinct=True)
 
-    def _draws(self, episodes, batch_size: int, max_steps: int | None):
-        """key -> batch_size episodes drawn from one of the ant's saved sets."""
+    def _draws(self, episodes, batch_size: int, max_steps: int | None, distinct: bool = False):
+        """key -> batch_size episodes drawn from one of the ant's saved sets (ant_data.draw)."""
         steps = self.config.data.max_episode_steps if max_steps is None else max_steps
-        return lambda key, episodes=episodes: ant_data.draw(episodes, key, batch_size, steps)
+        return lambda key, episodes=episodes: ant_data.draw(episodes, key, batch_size, steps, distinct)
 
     def token_batches(self, n_episodes: int, max_steps: int | None = None):
         """key -> `n_episodes` expert episodes (`expert_data`) laid out in rows as this model

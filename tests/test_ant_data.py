@@ -5,7 +5,9 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
+import pytest
 
+from experiments.configs import ant
 from irl import ant_data
 from irl.experts.ant_expert import AntEpisodes
 from irl.pretraining import Pretrainer
@@ -47,5 +49,28 @@ def test_held_out_measures_draw_from_the_episodes_kept_apart():
     trainer.dataset, trainer.held_out = fake_episodes(1.0), fake_episodes(2.0)
     key = jax.random.key(0)
     assert (np.asarray(trainer.expert_data(5)(key).obs) == 1.0).all()
-    held_out = trainer.held_out_data(5)(key)
-    assert (np.asarray(held_out.obs) == 2.0).all() and held_out.actions.shape == (5, 3, 8)
+    held_out = trainer.held_out_data(3)(key)
+    assert (np.asarray(held_out.obs) == 2.0).all() and held_out.actions.shape == (3, 3, 8)
+
+
+def test_a_held_out_measure_reads_each_episode_once_and_asks_no_more_than_were_kept():
+    """Drawn with replacement, 64 of 64 held-out episodes were about 41 distinct ones, and a code
+    readout fitted on some segments and judged on others judged copies of what it fitted."""
+    trainer = Pretrainer.__new__(Pretrainer)
+    trainer.config = ml_collections.ConfigDict(dict(data=dict(max_episode_steps=3)))
+    many = jax.tree.map(lambda x: jnp.concatenate([x] * 20), fake_episodes(2.0))
+    trainer.dataset, trainer.held_out = many, many.replace(task_id=jnp.arange(60, dtype=jnp.int32))
+    for seed in range(5):
+        drawn = np.asarray(trainer.held_out_data(60)(jax.random.key(seed)).task_id)
+        assert sorted(drawn.tolist()) == list(range(60))
+    with pytest.raises(ValueError, match="kept eval.episodes=60"):
+        trainer.held_out_data(61)
+    with pytest.raises(ValueError, match="distinct"):
+        ant_data.draw(many, jax.random.key(0), 61, 3, distinct=True)
+
+
+@pytest.mark.parametrize("preset", ["tiny", "small", "paper"])
+def test_every_held_out_measure_of_a_preset_fits_in_the_episodes_it_keeps_apart(preset):
+    kept = ant.pretrain_config(preset).eval.episodes
+    discover = ant.discover_config(preset).eval
+    assert max(discover.episodes, discover.progress_episodes, ant.analysis_config(preset).probe.eval_episodes) <= kept

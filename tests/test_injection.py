@@ -49,6 +49,16 @@ def test_rates_pair_the_same_episodes_with_and_without_injection():
     assert rates == {"episodes": 2, "without_injection": 0.5, "with_injection": 1.0}
 
 
+def test_an_episode_that_entering_the_first_colour_ends_is_not_counted_for_the_transition():
+    # episode 0 ends on entering colour 0 (its last step taken): the code would be forced at
+    # the step after, which never comes; episode 1 enters colour 0 on the very last step
+    alive = np.array([[True, True, False, False], [True, True, True, True], [True, True, True, True]])
+    plain = episodes([[-1, 0, -1, -1], [-1, -1, -1, 0], [0, -1, -1, -1]], alive=alive)
+    injected = episodes([[-1, 0, -1, -1], [-1, -1, -1, 0], [0, -1, 1, -1]], alive=alive)
+    rates = injection.reach_after_colour(plain, injected, first=0, then=1)
+    assert rates == {"episodes": 1, "without_injection": 0.0, "with_injection": 1.0}
+
+
 def test_the_unseen_transition_is_made_by_no_pretraining_task():
     first, then = ant.inject_config("small").inject.unseen_transition
     for task in tasks.ANT_PRETRAIN_TASKS:

@@ -42,8 +42,9 @@ def pretrain_config(preset: str) -> ml_collections.ConfigDict:
         final_lr_fraction=1.0, grad_clip=0.0, decay_biases=True,
     ))
     c.train = ml_collections.ConfigDict(dict(steps=204_800, chunk_steps=1024, eval_every=20_480))
-    # episodes: held-out episodes and closed-loop episodes per task set; max_steps 0 = T (500)
-    c.eval = ml_collections.ConfigDict(dict(episodes=256, max_steps=0))
+    # episodes: held-out episodes (kept apart from training; every held-out measure of a later
+    # stage draws distinct ones of them) and closed-loop episodes per task set; max_steps 0 = T (500)
+    c.eval = ml_collections.ConfigDict(dict(episodes=1024, max_steps=0))
 
     if preset == "small":
         c.seeds = 1
@@ -70,11 +71,12 @@ def analysis_config(preset: str) -> ml_collections.ConfigDict:
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; known: {', '.join(PRESETS)}")
     c = grid.analysis_config("paper")  # the paper's probe and controller settings
+    c.probe.eval_episodes = pretrain_config(preset).eval.episodes  # the held-out episodes, each once
     if preset == "small":
-        c.probe.update(steps=300, batch=32, eval_episodes=64)
+        c.probe.update(steps=300, batch=32)
         c.control.update(steps=300, batch=32, eval_episodes=64)
     elif preset == "tiny":
-        c.probe.update(steps=10, batch=4, eval_episodes=4)
+        c.probe.update(steps=10, batch=4)
         c.control.update(steps=4, batch=4, eval_episodes=4, rank=4, layers=(1,))
     return c
 
@@ -99,6 +101,7 @@ def discover_config(preset: str) -> ml_collections.ConfigDict:
         c.eval.update(episodes=64, progress_episodes=32)
     elif preset == "tiny":
         c.methods = ("metacontroller",)  # the others read the same spaces; the grid's tiny run covers them
+        c.eval.update(episodes=4, progress_episodes=4)  # the tiny model keeps 4 episodes apart
     return c
 
 

@@ -12,8 +12,8 @@
    (paper: 23% -> 36%).
    (b) An unseen transition. Right after the torso first enters colour `first`, the code of
    colour `then` is forced and held; `first` -> `then` is a transition no pretraining task
-   makes (0 -> 1). Measured: of the episodes that reach `first`, the fraction that enter
-   `then` afterwards, with and without the injection (paper: 10% -> 24%).
+   makes (0 -> 1). Measured: of the episodes that reach `first` and go on, the fraction that
+   enter `then` afterwards, with and without the injection (paper: 10% -> 24%).
 
 The world judges "any pretraining task", so a first colour never fails an episode; a colour
 counts as entered whether or not the entry ends the episode. Until the injection the two runs
@@ -131,10 +131,13 @@ def reach_after_step(plain: CodedEpisodes, injected: CodedEpisodes, colour: int,
 
 
 def reach_after_colour(plain: CodedEpisodes, injected: CodedEpisodes, first: int, then: int) -> dict:
-    """(b): of the episodes that enter `first`, those entering `then` afterwards."""
+    """(b): of the episodes that enter `first` and go on (the code is forced at the next step,
+    so an episode that the entry ends never carries it), those entering `then` afterwards."""
+    steps = np.asarray(plain.entered).shape[1]
     t0 = first_entry(plain.entered, first)
-    eligible = t0 < np.asarray(plain.entered).shape[1]
-    after = np.arange(np.asarray(plain.entered).shape[1])[None] > t0[:, None]
+    next_step = np.minimum(t0 + 1, steps - 1)
+    eligible = (t0 + 1 < steps) & np.asarray(plain.alive)[np.arange(len(t0)), next_step]
+    after = np.arange(steps)[None] > t0[:, None]
     reached = lambda eps: ((np.asarray(eps.entered) == then) & after).any(1)
     return _rates(eligible, reached(plain), reached(injected))
 
