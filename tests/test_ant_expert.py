@@ -2,6 +2,7 @@
 episodes, and a tiny run of brax's PPO through our trainer (resume included)."""
 
 import json
+import types
 
 import jax
 import jax.numpy as jnp
@@ -262,9 +263,11 @@ def test_colours_visited_counts_a_successful_episode_once_though_its_padding_hol
     steps = 6
     progress = jnp.array([[0, 1, 2, 3, 3, 3],  # success on its third step
                           [0, 0, 1, 1, 1, 1],  # failed at its fourth step after one colour
-                          [0, 1, 1, 1, 1, 2]])  # success on the very last step: no padding
-    length = jnp.array([3, 4, 6])
+                          [0, 1, 1, 1, 1, 2],  # success on the very last step: no padding
+                          [0, 0, 1, 1, 1, 1]])  # a second colour entered on the last step, as time ran out
+    length = jnp.array([3, 4, 6, 6])
+    final = types.SimpleNamespace(progress=jnp.array([3, 1, 3, 2]))
     episodes = ant_expert.AntEpisodes(
         obs=None, actions=None, mask=jnp.arange(steps)[None] < length[:, None], subgoal=None, progress=progress,
-        xy=None, task_id=None, success=jnp.array([True, False, True]), length=length, final=None)
-    assert ant_expert.colours_visited(episodes).tolist() == [3, 1, 3]
+        xy=None, task_id=None, success=jnp.array([True, False, True, False]), length=length, final=final)
+    assert ant_expert.colours_visited(episodes).tolist() == [3, 1, 3, 2]

@@ -185,10 +185,10 @@ def end_causes(episodes: AntEpisodes) -> jax.Array:
 
 
 def colours_visited(episodes: AntEpisodes) -> jax.Array:
-    """int32 [N]: the task's colours each episode visited in order: its progress before its
-    last step, plus the visit that succeeded. The padding after an episode's end repeats its
-    final state, whose progress already counts that visit, so only the steps taken are read."""
-    return jnp.where(episodes.mask, episodes.progress, 0).max(axis=1) + episodes.success
+    """int32 [N]: the task's colours each episode visited in order, its last state's progress
+    (a visit on the last step counts, whether it succeeded, fell or met the time limit; the
+    per-step `progress` is read before each step, and after the end repeats the final one)."""
+    return episodes.final.progress
 
 
 def where_failures_happen(episodes: AntEpisodes, causes: jax.Array) -> dict:
