@@ -191,8 +191,8 @@ class Pretrainer:
     def held_out_data(self, batch_size: int, max_steps: int | None = None):
         """key -> expert episodes the model never trained on, for held-out measures: on the ant,
         batch_size distinct ones of the `eval.episodes` kept apart from its training set (a
-        ValueError, before any compute, where that is too few); on the grid, fresh episodes, as
-        `expert_data`."""
+        ValueError here, as a stage sets up its measures, where that is too few); on the grid,
+        fresh episodes, as `expert_data`."""
         if self.held_out is None:
             return self.expert_data(batch_size, max_steps)
         kept = int(self.held_out.length.shape[0])
