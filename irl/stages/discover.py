@@ -3,7 +3,8 @@ base model, measure how their switching gates segment held-out expert episodes, 
 internal RL needs, and write `discovery.json` with the figures.
 
 Each method trains in `<workdir>/<method>/` (checkpoints, metrics.jsonl, TensorBoard; a rerun
-resumes). Measures come from held-out expert episodes of the full time limit, with z~ = mu
+resumes). Measures come from held-out expert episodes as long as the base model's training
+ones (the grid's whole time limit; the ant's first `data.max_episode_steps`), with z~ = mu
 (the headline) and with sampled codes (`"sampled"`). The best alpha is the one whose gate
 best matches the true subgoal boundaries (switch F1, then binary fraction, then action NLL):
 the labels select among alphas, they never train anything. For the chosen metacontroller,
