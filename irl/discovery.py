@@ -244,9 +244,10 @@ class Discoverer:
         if not 0 <= self.layer <= self.model.n_layers:
             raise ValueError(f"bad discovery config: layer must be in 0..{self.model.n_layers}, got {self.layer}")
         self.seeds = jax.tree.leaves(self.base_params)[0].shape[0]
-        self.expert = self.pretrainer.expert_data(c.data.batch, c.data.max_episode_steps)
-        self.held_out_data = self.pretrainer.held_out_data(c.eval.episodes)
-        self.progress_held_out_data = self.pretrainer.held_out_data(c.eval.progress_episodes)
+        # the metacontroller's data: on the ant, the expert's mean action (SPEC.md section 3)
+        self.expert = self.pretrainer.expert_data(c.data.batch, c.data.max_episode_steps, mean_action=True)
+        self.held_out_data = self.pretrainer.held_out_data(c.eval.episodes, mean_action=True)
+        self.progress_held_out_data = self.pretrainer.held_out_data(c.eval.progress_episodes, mean_action=True)
         self.seed_keys = jax.random.split(jax.random.key(c.seed), self.seeds)
         self.eval_key = jax.random.key(c.seed + 1_000_003)
 

@@ -21,6 +21,7 @@ vmapped axis).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 from pathlib import Path
@@ -158,41 +159,50 @@ class Pretrainer:
         data = c.data
         self.packed = data.pack_length > 0
         self.row_length = data.pack_length if self.packed else data.max_episode_steps
-        # the ant's episode sets (training, held out), made once; None on the grid
-        self.dataset, self.held_out = self._ant_datasets() if c.env == "ant_pinpad" else (None, None)
+        # the ant's episode sets of sampled torques (training, held out), made once; None on the grid
+        self.dataset, self.held_out = self._ant_datasets(mean_action=False) if c.env == "ant_pinpad" else (None, None)
         n_episodes = data.batch * (data.episodes_per_row if self.packed else 1)
         self.training_tokens = self.token_batches(n_episodes, data.max_episode_steps)
 
-    def _ant_datasets(self):
+    @functools.cached_property
+    def mean_action_sets(self):
+        """The ant's episode sets of the expert's mean action (training, held out; the
+        metacontroller's data, SPEC.md section 3), as many as the sampled ones, made the first
+        time a later stage asks (None on the grid, whose expert has no mean action)."""
+        return self._ant_datasets(mean_action=True) if self.held_out is not None else None
+
+    def _ant_datasets(self, mean_action: bool):
         from irl.experts.ant_expert import AntExpert
 
         c = self.config
         expert = AntExpert.load(c.data.expert) if c.data.get("expert") else AntExpert.load()
-        key = jax.random.key(c.seed + 7)
+        key = jax.random.key(c.seed + (8 if mean_action else 7))
         n_episodes = c.data.episodes + c.eval.episodes
-        make = lambda: ant_data.make_dataset(expert, n_episodes, key)  # noqa: E731
+        make = lambda: ant_data.make_dataset(expert, n_episodes, key, deterministic=mean_action)  # noqa: E731
         if self.workdir is None:
             episodes = make()
         else:
             meta = dict(seed=c.seed, episodes=n_episodes, expert=c.data.get("expert") or "shipped")
-            episodes = ant_data.load_or_make(Path(self.workdir) / "ant_episodes.npz", meta, make)
+            name = "ant_episodes_mean_action.npz" if mean_action else "ant_episodes.npz"
+            episodes = ant_data.load_or_make(Path(self.workdir) / name, meta, make)
         split = lambda lo, hi: jax.tree.map(lambda x: x[lo:hi], episodes)
         return split(0, c.data.episodes), split(c.data.episodes, None)
 
-    def expert_data(self, batch_size: int, max_steps: int | None = None):
+    def expert_data(self, batch_size: int, max_steps: int | None = None, mean_action: bool = False):
         """key -> expert episodes as this model was trained on them (the grid: fresh ones with
         its eps and labels; the ant: drawn from its training set), for pretraining and every
-        later stage that trains on the model's data (held-out measures: `held_out_data`)."""
+        later stage that trains on the model's data (held-out measures: `held_out_data`).
+        mean_action: on the ant, the mean-action set instead (the metacontroller's data)."""
         data = self.config.data
         if self.dataset is not None:
-            return self._draws(self.dataset, batch_size, max_steps)
+            return self._draws(self.mean_action_sets[0] if mean_action else self.dataset, batch_size, max_steps)
         return make_expert_data(self.env, self.env_params, batch_size, data.eps, max_steps, data.get("labels", "taken"))
 
-    def held_out_data(self, batch_size: int, max_steps: int | None = None):
+    def held_out_data(self, batch_size: int, max_steps: int | None = None, mean_action: bool = False):
         """key -> expert episodes the model never trained on, for held-out measures: on the ant,
         batch_size distinct ones of the `eval.episodes` kept apart from its training set (a
-        ValueError here, as a stage sets up its measures, where that is too few); on the grid,
-        fresh episodes, as `expert_data`."""
+        ValueError here, as a stage sets up its measures, where that is too few; mean_action:
+        of the mean-action set's); on the grid, fresh episodes, as `expert_data`."""
         if self.held_out is None:
             return self.expert_data(batch_size, max_steps)
         kept = int(self.held_out.length.shape[0])
@@ -200,7 +210,8 @@ class Pretrainer:
             raise ValueError(f"a held-out measure of {batch_size} episodes needs as many kept apart, and this "
                              f"model's pretraining config kept eval.episodes={kept}: measure on fewer, or "
                              "pretrain with more kept apart")
-        return self._draws(self.held_out, batch_size, max_steps, distinct=True)
+        held_out = self.mean_action_sets[1] if mean_action else self.held_out
+        return self._draws(held_out, batch_size, max_steps, distinct=True)
 
     def _draws(self, episodes, batch_size: int, max_steps: int | None, distinct: bool = False):
         """key -> batch_size episodes drawn from one of the ant's saved sets (ant_data.draw)."""

@@ -53,6 +53,19 @@ def test_held_out_measures_draw_from_the_episodes_kept_apart():
     assert (np.asarray(held_out.obs) == 2.0).all() and held_out.actions.shape == (3, 3, 8)
 
 
+def test_the_metacontrollers_data_is_the_mean_action_set():
+    """SPEC.md section 3: pretraining on the expert's sampled torques, the metacontroller on its
+    mean action; each draws from its own set, and from its own held-out part."""
+    trainer = Pretrainer.__new__(Pretrainer)
+    trainer.config = ml_collections.ConfigDict(dict(data=dict(max_episode_steps=3)))
+    trainer.dataset, trainer.held_out = fake_episodes(1.0), fake_episodes(2.0)
+    trainer.mean_action_sets = (fake_episodes(3.0), fake_episodes(4.0))
+    key = jax.random.key(0)
+    for mean_action, train, held_out in ((False, 1.0, 2.0), (True, 3.0, 4.0)):
+        assert (np.asarray(trainer.expert_data(2, mean_action=mean_action)(key).obs) == train).all()
+        assert (np.asarray(trainer.held_out_data(2, mean_action=mean_action)(key).obs) == held_out).all()
+
+
 def test_a_held_out_measure_reads_each_episode_once_and_asks_no_more_than_were_kept():
     """Drawn with replacement, 64 of 64 held-out episodes were about 41 distinct ones, and a code
     readout fitted on some segments and judged on others judged copies of what it fitted."""

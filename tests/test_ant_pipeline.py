@@ -49,10 +49,13 @@ def test_tiny_ant_pipeline_runs_end_to_end(tmp_path, monkeypatch):
     assert tokens.obs.shape == (4, 24, 41) and tokens.actions.shape == (4, 24, 8) and tokens.obs.dtype == np.float32
 
     made = []
-    monkeypatch.setattr(ant_data, "make_dataset", lambda *a, **k: made.append(1) or make_dataset(*a, **k))
+    monkeypatch.setattr(ant_data, "make_dataset",
+                        lambda *a, **k: made.append(k.get("deterministic", False)) or make_dataset(*a, **k))
     results = reproduce("ant", "tiny", tmp_path, progress=False, log=lambda *_: None)
-    # the episode set is made once, in the pretraining workdir, and read back by the later stages
-    assert len(made) == 1 and (tmp_path / "pretrain" / "ant_episodes.npz").exists()
+    # each episode set is made once, in the pretraining workdir, and read back by the later
+    # stages: sampled torques for pretraining, the mean action for the metacontroller
+    assert made == [False, True]
+    assert all((tmp_path / "pretrain" / name).exists() for name in ("ant_episodes.npz", "ant_episodes_mean_action.npz"))
     assert set(results["stage_seconds"]) == {"expert", "pretrain", "probe", "control", "discover", "rl", "inject"}
     assert 0.0 <= results["expert"]["success_pretrain_tasks"] <= 1.0
     rows = [json.loads(line) for line in (tmp_path / "pretrain" / "metrics.jsonl").read_text().splitlines()]
