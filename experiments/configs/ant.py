@@ -101,7 +101,8 @@ def discover_config(preset: str) -> ml_collections.ConfigDict:
         c.eval.update(episodes=64, progress_episodes=32)
     elif preset == "tiny":
         c.methods = ("metacontroller",)  # the others read the same spaces; the grid's tiny run covers them
-        c.eval.update(episodes=4, progress_episodes=4)  # the tiny model keeps 4 episodes apart
+        kept = pretrain_config(preset).eval.episodes  # the held-out episodes, each once
+        c.eval.update(episodes=kept, progress_episodes=kept)
     return c
 
 
