@@ -8,10 +8,11 @@ def test_each_segment_is_read_one_step_after_it_starts_or_at_the_episode_end():
     subgoal = np.array([[0, 0, 1, 1, 1, 2, 2, 2]])
     mask = np.array([[True] * 6 + [False] * 2])  # the episode ends at step 5, the third segment's first
     actions = np.array([[3, 0, 1, 1, 2, 0, 0, 0]])
-    codes, seg_subgoal, first_action = segment_codes(z, mask, subgoal, actions)
+    codes, seg_subgoal, first_action, episode = segment_codes(z, mask, subgoal, actions)
     np.testing.assert_array_equal(codes[:, 0], [1, 3, 5])
     np.testing.assert_array_equal(seg_subgoal, [0, 1, 2])
     np.testing.assert_array_equal(first_action, [3, 1, 0])
+    np.testing.assert_array_equal(episode, [0, 0, 0])
 
 
 def test_a_code_that_names_the_subgoal_reads_out_the_subgoal_and_not_the_action():
@@ -31,6 +32,20 @@ def test_readout_is_scored_on_rows_it_was_not_fitted_on():
     x = np.array([[0.0], [0.0], [1.0], [1.0]])
     labels = np.array([0, 1, 1, 0])  # fitted rows 0 and 2 say 0 -> 0.0, 1 -> 1.0; scored rows disagree
     assert nearest_centroid_accuracy(x, labels) == {"accuracy": 0.0, "chance": 0.5}
+
+
+def test_no_episode_is_both_fitted_on_and_scored():
+    """A code that only tells episodes apart reads nothing out of episodes it was not fitted
+    on. Were segments split one by one, each scored segment would have a sibling from its own
+    episode among the fitted ones, and a label shared within an episode (here the first
+    action, as a layout's geometry can make it) would read out from the episode's identity."""
+    rng = np.random.default_rng(2)
+    b, t = 64, 12
+    subgoal = np.tile(np.repeat(np.arange(3), 4), (b, 1))  # three segments of 4 steps
+    actions = np.repeat(rng.integers(0, 4, (b, 1)), t, axis=1)  # one first action per episode
+    z = np.repeat(np.eye(b)[:, None] * 5, t, axis=1)  # the code names the episode, nothing else
+    out = code_readout(z, np.ones((b, t), bool), subgoal, actions)
+    assert out["first_action"]["accuracy"] < out["first_action"]["chance"] + 0.1
 
 
 def test_the_subgoal_chain_counts_episodes_that_got_at_least_k_subgoals_and_the_chance_of_each_next():

@@ -4,10 +4,11 @@ For every subgoal segment of held-out expert episodes, take the code z one step 
 segment starts (the switch may fire a step late within the tolerance of segmentation.py) and
 ask how well it tells (a) the segment's subgoal, (b) the expert's first action in the
 segment and (c) the cell of the segment's first colour (grid only: discrete moves and cells).
-(a) and (b) are nearest-centroid classifiers fitted on half the segments and scored on the
-other half; `chance` is the most frequent label's share of the scored half. (c) is a linear
-(ridge) regression, fitted and scored the same way, as the share of the cells' variance it
-explains (r2). A code that names the subgoal ("go to colour pair B") reads out (a); one that
+(a) and (b) are nearest-centroid classifiers fitted on the segments of half the episodes and
+scored on those of the other half, so that no episode is on both sides (its segments share a
+layout, a history and the code's drift); `chance` is the most frequent label's share of the
+scored half. (c) is a linear (ridge) regression, fitted and scored the same way, as the share
+of the cells' variance it explains (r2). A code that names the subgoal ("go to colour pair B") reads out (a); one that
 names a heading reads out (b); one that names a place on the board reads out (c), which
 changes with the layout, so a policy over such codes must read the layout.
 
@@ -20,9 +21,10 @@ import numpy as np
 
 
 def segment_codes(z: np.ndarray, mask: np.ndarray, subgoal: np.ndarray, actions: np.ndarray | None = None,
-                  delay: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """(codes [S, Z], subgoal [S], first action [S] or None) of every segment of z [B, T, Z],
-    read `delay` steps after it starts (at the episode's last step if it is shorter)."""
+                  delay: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray]:
+    """(codes [S, Z], subgoal [S], first action [S] or None, episode [S]) of every segment of
+    z [B, T, Z], read `delay` steps after it starts (at the episode's last step if it is
+    shorter); `episode` is the row of z the segment comes from."""
     z, mask, subgoal = np.asarray(z), np.asarray(mask, bool), np.asarray(subgoal)
     starts = mask.copy()
     starts[:, 1:] &= subgoal[:, 1:] != subgoal[:, :-1]
@@ -30,12 +32,20 @@ def segment_codes(z: np.ndarray, mask: np.ndarray, subgoal: np.ndarray, actions:
     last = mask.sum(1) - 1
     read_at = np.minimum(t + delay, last[rows])
     first_action = None if actions is None else np.asarray(actions)[rows, t]
-    return z[rows, read_at], subgoal[rows, t], first_action
+    return z[rows, read_at], subgoal[rows, t], first_action, rows
 
 
-def nearest_centroid_accuracy(x: np.ndarray, labels: np.ndarray) -> dict[str, float]:
-    """{"accuracy", "chance"}: centroids from the even-indexed rows, scored on the odd ones."""
-    fit, score = np.arange(len(x)) % 2 == 0, np.arange(len(x)) % 2 == 1
+def fit_and_score_rows(n: int, groups: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Boolean masks (fit, score) over n rows: rows whose group (default: the row itself) is
+    even are fitted on, the others scored, so that no group is on both sides."""
+    fit = (np.arange(n) if groups is None else np.asarray(groups)) % 2 == 0
+    return fit, ~fit
+
+
+def nearest_centroid_accuracy(x: np.ndarray, labels: np.ndarray, groups: np.ndarray | None = None) -> dict[str, float]:
+    """{"accuracy", "chance"}: centroids from the rows of even groups, scored on the others
+    (fit_and_score_rows)."""
+    fit, score = fit_and_score_rows(len(x), groups)
     classes = np.unique(labels[fit])
     if len(classes) == 0 or not score.any():
         return {"accuracy": float("nan"), "chance": float("nan")}
@@ -45,10 +55,11 @@ def nearest_centroid_accuracy(x: np.ndarray, labels: np.ndarray) -> dict[str, fl
     return {"accuracy": float(np.mean(predicted == labels[score])), "chance": float(counts.max() / score.sum())}
 
 
-def linear_r2(x: np.ndarray, y: np.ndarray, ridge: float = 1e-2) -> dict[str, float]:
+def linear_r2(x: np.ndarray, y: np.ndarray, groups: np.ndarray | None = None, ridge: float = 1e-2) -> dict[str, float]:
     """{"r2"}: the share of y's variance [N, K] that a ridge regression on x [N, Z] (with a
-    bias) explains, fitted on the even-indexed rows and scored on the odd ones."""
-    fit, score = np.arange(len(x)) % 2 == 0, np.arange(len(x)) % 2 == 1
+    bias) explains, fitted on the rows of even groups and scored on the others
+    (fit_and_score_rows)."""
+    fit, score = fit_and_score_rows(len(x), groups)
     if fit.sum() < 2 or not score.any():
         return {"r2": float("nan")}
     features = np.concatenate([x, np.ones((len(x), 1))], axis=1)
@@ -73,13 +84,13 @@ def code_readout(z: np.ndarray, mask: np.ndarray, subgoal: np.ndarray, actions: 
     """{"subgoal": {"accuracy", "chance"}, "first_action": {...} (when actions are discrete),
     "target_cell": {"r2"} (when target_cells [B, T, 2] are given: grid_target_cells)}."""
     discrete = actions is not None and np.issubdtype(np.asarray(actions).dtype, np.integer)
-    codes, segment_subgoal, first_action = segment_codes(z, mask, subgoal, actions if discrete else None)
-    out = {"subgoal": nearest_centroid_accuracy(codes, segment_subgoal)}
+    codes, segment_subgoal, first_action, episode = segment_codes(z, mask, subgoal, actions if discrete else None)
+    out = {"subgoal": nearest_centroid_accuracy(codes, segment_subgoal, episode)}
     if discrete:
-        out["first_action"] = nearest_centroid_accuracy(codes, first_action)
+        out["first_action"] = nearest_centroid_accuracy(codes, first_action, episode)
     if target_cells is not None:
-        cells, _, _ = segment_codes(target_cells, mask, subgoal, delay=0)
-        out["target_cell"] = linear_r2(codes, cells)
+        cells = segment_codes(target_cells, mask, subgoal, delay=0)[0]
+        out["target_cell"] = linear_r2(codes, cells, episode)
     return out
 
 
