@@ -157,6 +157,27 @@ def test_the_second_view_is_the_controlled_pass_seen_differently(reproduced, win
     assert np.isclose(m["second_view_action_nll"], m["action_nll"], rtol=1e-5) == same
 
 
+def test_subgoal_codes_nll_is_measured_on_discoverys_held_out_episodes(reproduced):
+    """experiments/subgoal_code_nll.py fits a decoder on training batches and reports its NLL on
+    the held-out episodes discovery measures on, not on more draws of the training sampler."""
+    from experiments.subgoal_code_nll import fit_and_measure
+    from irl.analysis import labelled_metacontroller as labelled
+    from irl.analysis.supervised_control import N_SUBGOALS
+    from irl.control import metacontroller as mc
+    from irl.data import episode_tokens
+    from irl.discovery import Discoverer, take
+
+    config = discover_config("tiny")
+    discoverer = Discoverer(config, reproduced[0] / "pretrain")
+    decoder, measured = fit_and_measure(config, discoverer, steps=2, lr=3e-3, scale=3.0)
+    cfg = discoverer.method("metacontroller").mc_cfg
+    params = {**mc.init(jax.random.key(0), cfg), **decoder}
+    held_out = episode_tokens(discoverer.held_out())
+    nll = labelled.losses(params, cfg, discoverer.model, take(discoverer.base_params, 0), held_out, jax.random.key(0),
+                          discoverer.layer, N_SUBGOALS, discoverer.action_space, layout="one_hot")["action_nll"]
+    assert np.isclose(measured["controlled_action_nll"], float(nll), rtol=1e-5)
+
+
 def test_discovery(reproduced):
     from irl.discovery import EXPORTED, load_discovered
 
