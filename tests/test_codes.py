@@ -48,6 +48,34 @@ def test_no_episode_is_both_fitted_on_and_scored():
     assert out["first_action"]["accuracy"] < out["first_action"]["chance"] + 0.1
 
 
+def test_a_switch_late_within_the_tolerance_still_reads_its_segments_code():
+    """The ant's switch counts as on a boundary up to 5 steps off it; a code that names the
+    subgoal, switched 3 steps late, reads out the subgoal when read that far in, where one
+    step in it is still the previous segment's code."""
+    rng = np.random.default_rng(3)
+    b, t, late = 128, 60, 3
+    # 5 segments of 12 steps, each subgoal one of the 3 that differ from the one before
+    segments = np.cumsum(rng.integers(1, 4, (b, 5)), axis=1) % 4
+    subgoal = np.repeat(segments, 12, axis=1)
+    switched = np.concatenate([subgoal[:, :1].repeat(late, 1), subgoal[:, :-late]], axis=1)
+    z = np.eye(4)[switched] * 3
+    assert code_readout(z, np.ones((b, t), bool), subgoal, tolerance=5)["subgoal"]["accuracy"] == 1.0
+    assert code_readout(z, np.ones((b, t), bool), subgoal, tolerance=1)["subgoal"]["accuracy"] < 0.6
+
+
+def test_the_cell_readout_counts_an_offset_on_the_scored_half_as_error():
+    """r2 is one minus the scored half's mean squared error over its variance: a readout that
+    is right on the fitted episodes and off by a constant on the scored ones explains nothing."""
+    from irl.analysis.codes import linear_r2
+
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(200, 2))
+    groups = np.arange(200)
+    y = x + np.where(groups % 2 == 1, 5.0, 0.0)[:, None]  # the scored (odd) half shifted by 5
+    assert linear_r2(x, x, groups)["r2"] > 0.99
+    assert linear_r2(x, y, groups)["r2"] < 0
+
+
 def test_the_subgoal_chain_counts_episodes_that_got_at_least_k_subgoals_and_the_chance_of_each_next():
     from irl.analysis.codes import subgoal_chain
 

@@ -1,14 +1,15 @@
 """What a metacontroller's code holds: read it out after each true subgoal boundary.
 
-For every subgoal segment of held-out expert episodes, take the code z one step after the
-segment starts (the switch may fire a step late within the tolerance of segmentation.py) and
-ask how well it tells (a) the segment's subgoal, (b) the expert's first action in the
+For every subgoal segment of held-out expert episodes, take the code z `tolerance` steps after
+the segment starts (a switch up to that many steps off the boundary counts as on it:
+segmentation.py; the grid's tolerance is 1, the ant's 5) and ask how well it tells (a) the segment's subgoal, (b) the expert's first action in the
 segment and (c) the cell of the segment's first colour (grid only: discrete moves and cells).
 (a) and (b) are nearest-centroid classifiers fitted on the segments of half the episodes and
 scored on those of the other half, so that no episode is on both sides (its segments share a
 layout, a history and the code's drift); `chance` is the most frequent label's share of the
 scored half. (c) is a linear (ridge) regression, fitted and scored the same way, as the share
-of the cells' variance it explains (r2). A code that names the subgoal ("go to colour pair B") reads out (a); one that
+of the cells' variance it explains (r2: one minus the scored half's mean squared error over
+its variance). A code that names the subgoal ("go to colour pair B") reads out (a); one that
 names a heading reads out (b); one that names a place on the board reads out (c), which
 changes with the layout, so a policy over such codes must read the layout.
 
@@ -65,8 +66,8 @@ def linear_r2(x: np.ndarray, y: np.ndarray, groups: np.ndarray | None = None, ri
     features = np.concatenate([x, np.ones((len(x), 1))], axis=1)
     a = features[fit]
     weights = np.linalg.solve(a.T @ a + ridge * np.eye(a.shape[1]), a.T @ y[fit])
-    residual = y[score] - features[score] @ weights
-    return {"r2": float(1 - residual.var(0).sum() / max(y[score].var(0).sum(), 1e-12))}
+    squared_error = ((y[score] - features[score] @ weights) ** 2).mean(0)
+    return {"r2": float(1 - squared_error.sum() / max(y[score].var(0).sum(), 1e-12))}
 
 
 def grid_target_cells(obs: np.ndarray, subgoal: np.ndarray, grid_size: int, channels: int,
@@ -80,11 +81,13 @@ def grid_target_cells(obs: np.ndarray, subgoal: np.ndarray, grid_size: int, chan
 
 
 def code_readout(z: np.ndarray, mask: np.ndarray, subgoal: np.ndarray, actions: np.ndarray | None = None,
-                 target_cells: np.ndarray | None = None) -> dict:
+                 target_cells: np.ndarray | None = None, tolerance: int = 1) -> dict:
     """{"subgoal": {"accuracy", "chance"}, "first_action": {...} (when actions are discrete),
-    "target_cell": {"r2"} (when target_cells [B, T, 2] are given: grid_target_cells)}."""
+    "target_cell": {"r2"} (when target_cells [B, T, 2] are given: grid_target_cells)}, each
+    segment's code read `tolerance` steps after it starts (the switch's matching tolerance)."""
     discrete = actions is not None and np.issubdtype(np.asarray(actions).dtype, np.integer)
-    codes, segment_subgoal, first_action, episode = segment_codes(z, mask, subgoal, actions if discrete else None)
+    codes, segment_subgoal, first_action, episode = segment_codes(z, mask, subgoal, actions if discrete else None,
+                                                                  delay=tolerance)
     out = {"subgoal": nearest_centroid_accuracy(codes, segment_subgoal, episode)}
     if discrete:
         out["first_action"] = nearest_centroid_accuracy(codes, first_action, episode)

@@ -73,7 +73,7 @@ def measure(discoverer: Discoverer, method: Method, analyse, params: dict, episo
             if read_codes:
                 hard = analyse(trainable, base, tokens, key, sample=False, hard_switch=True)
                 hard_nll.append(float(hard["action_nll"]))
-                readouts.append(code_readout(mu_out["z"], mask, subgoal, actions, target_cells))
+                readouts.append(code_readout(mu_out["z"], mask, subgoal, actions, target_cells, tolerance))
         row = {"alpha": alpha, **mean(per_seed["mu"]), "sampled": mean(per_seed["sampled"]),
                "f1_by_seed": [r["f1"] for r in per_seed["mu"]]}
         if read_codes:
