@@ -78,6 +78,24 @@ def test_clipping_stops_the_gradient_past_the_trust_region():
     np.testing.assert_allclose(grad, [[0.0, -0.5 * 0.5]], rtol=1e-6)  # high ratio clipped; low one still pushed up
 
 
+def test_padding_with_extreme_log_probabilities_changes_neither_the_loss_nor_its_statistics():
+    """Padded decisions carry whatever the recompute gives them (log-densities far below 0 at a
+    zero input, or far above the zero-filled old ones): masked out, they must not turn the
+    loss, its gradient or the logged KL into NaN."""
+    mask = jnp.array([[True, False]])
+    old = jnp.array([[-1.0, 0.0]])
+    advantage = jnp.array([[1.0]])
+    real = ppo.clipped_loss(jnp.array([[-1.1, 0.0]]), old, advantage, mask, 0.2)
+    for padded in (-120.0, 120.0):  # the ratio underflows to 0 / overflows to inf
+        lp = jnp.array([[-1.1, padded]])
+        loss, stats = ppo.clipped_loss(lp, old, advantage, mask, 0.2)
+        grad = jax.grad(lambda x: ppo.clipped_loss(x, old, advantage, mask, 0.2)[0])(lp)
+        np.testing.assert_allclose(loss, real[0], rtol=1e-6)
+        for name, value in stats.items():
+            np.testing.assert_allclose(value, real[1][name], rtol=1e-6, err_msg=name)
+        assert np.all(np.isfinite(grad)) and grad[0, 1] == 0.0
+
+
 def test_update_runs_epochs_and_minibatches_and_equal_returns_change_nothing():
     params = perturbed_policy(jax.random.key(0))
     batch = {"e": jax.random.normal(jax.random.key(1), (8, 5, 32)), "z": jax.random.normal(jax.random.key(2), (8, 5, 8)),

@@ -67,15 +67,17 @@ def clipped_loss(log_prob: jax.Array, log_prob_old: jax.Array, advantage: jax.Ar
     """The clipped surrogate, negated, averaged over real decisions.
 
     log_prob, log_prob_old [B, K]; advantage [B, K], each decision's (or [B, 1]: one for all
-    of a slot's decisions); mask bool [B, K]."""
-    ratio = jnp.exp(log_prob - log_prob_old)
+    of a slot's decisions); mask bool [B, K]. Padding enters as a log-ratio of 0, whatever
+    log-probabilities it holds, so no overflow there can reach the loss or its statistics."""
+    log_ratio = jnp.where(mask, log_prob - log_prob_old, 0.0)
+    ratio = jnp.exp(log_ratio)
     surrogate = jnp.minimum(ratio * advantage, jnp.clip(ratio, 1 - clip, 1 + clip) * advantage)
     weight = mask.astype(jnp.float32)
     n = jnp.maximum(weight.sum(), 1.0)
     mean = lambda x: (x * weight).sum() / n
     stats = {
         "clip_fraction": mean(jnp.abs(ratio - 1) > clip),
-        "approx_kl": mean((ratio - 1) - jnp.log(ratio)),  # >= 0, small-step estimate of KL(old || new)
+        "approx_kl": mean((ratio - 1) - log_ratio),  # >= 0, small-step estimate of KL(old || new)
     }
     return -mean(surrogate), stats
 
