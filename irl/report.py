@@ -108,8 +108,15 @@ def headline(env: str, preset: str, summaries: dict, stage_seconds: dict) -> dic
             "supervised_control_by_layer": [relative(s, "post_task") for s in control["success_by_layer"]],
         }
         if "rl" in results:
+            from irl.stages.rl import THRESHOLDS, episodes_to
+
+            post = expert["success_post_task"]
             results["relative_to_expert"]["rl_final_success_median"] = {
                 method: relative(r["final_success_median"], "post_task") for method, r in results["rl"].items()}
+            # episodes until the median run reaches each level of the expert's own post-task success
+            results["relative_to_expert"]["rl_episodes_to"] = {
+                method: {str(level): episodes_to(r["curve"], level * post) if post > 0 else None for level in THRESHOLDS}
+                for method, r in summaries["rl"].items()}
     return results
 
 
@@ -193,13 +200,14 @@ def injection_section(injection: dict) -> list[str]:
 
 def rl_section(r: dict) -> list[str]:
     relative = r.get("relative_to_expert", {}).get("rl_final_success_median")
-    extra = lambda m: [relative[m]] if relative else []
+    to_level = r.get("relative_to_expert", {}).get("rl_episodes_to", {})
+    extra = lambda m: [relative[m], *to_level[m].values()] if relative else []
     return [
         "## Internal RL and baselines (post-training task)",
         "",
         "| method | final success (median) | episodes | episodes to 0.5 | episodes to 0.8 |"
-        + (" final / expert's |" if relative else ""),
-        "|---|---|---|---|---|" + ("---|" if relative else ""),
+        + (" final / expert's | episodes to 0.5 of expert's | episodes to 0.8 of expert's |" if relative else ""),
+        "|---|---|---|---|---|" + ("---|---|---|" if relative else ""),
         *[_row([m, v.get("final_success_median"), v.get("episodes"), v.get("episodes_to_0.5"),
                 v.get("episodes_to_0.8"), *extra(m)]) for m, v in r["rl"].items()],
         "",

@@ -78,6 +78,12 @@ def test_tiny_ant_pipeline_runs_end_to_end(tmp_path, monkeypatch):
     # internal RL and raw-action RL on the post-training task, also relative to the expert
     assert set(results["rl"]) == {"internal", "raw_action"}
     assert set(results["relative_to_expert"]["rl_final_success_median"]) == {"internal", "raw_action"}
+    rl_summary = json.loads((tmp_path / "rl" / "rl.json").read_text())
+    for method, levels in results["relative_to_expert"]["rl_episodes_to"].items():
+        curve = rl_summary[method]["curve"]
+        for level, episodes in levels.items():  # the first episode count at which the median run reached it
+            reached = [e for e, m in zip(curve["episodes"], curve["median"]) if m >= float(level) * expert_post]
+            assert episodes == (reached[0] if reached and expert_post > 0 else None)
     # the injection analysis: rates are fractions of the eligible episodes, or None without any
     injected = json.loads((tmp_path / "inject" / "injection.json").read_text())
     assert injected["collect_episodes"] == 4 and len(injected["codes_per_colour"]) == 4

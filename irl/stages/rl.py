@@ -44,8 +44,10 @@ def rl(config, pretrained: str | Path, discovery: str | Path, workdir: str | Pat
 
 
 def success_curve(rows: list[dict]) -> dict:
-    """Median and quartiles over runs of the chunk's training success, against episodes seen
-    per run (each chunk's mean episodes per update, averaged over runs, times its updates)."""
+    """Median and quartiles over runs of each chunk's mean training success, placed at the
+    episodes seen per run by the chunk's end (each chunk's mean episodes per update, averaged
+    over runs, times its updates). A level is thus reached, by episodes_to, at the end of the
+    first chunk whose mean reaches it: up to one chunk later than within the chunk."""
     rows = [r for r in rows if "success" in r]
     runs = np.array([np.ravel(r["success"]) for r in rows])  # [chunks, runs]
     q25, median, q75 = np.percentile(runs, [25, 50, 75], axis=1) if rows else ([], [], [])
