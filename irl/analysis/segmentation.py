@@ -10,7 +10,8 @@ F1 are pooled over all episodes (micro-averaged).
 
 Counting convention: `switches_per_episode` and `subgoals_per_episode` both include the start
 (the code chosen at t = 0, the first subgoal), so a perfect segmentation makes them equal
-(3 for the pretraining tasks).
+(3 for the pretraining tasks). `mean_beta` averages every real step, the forced beta_0 = 1
+included, as the gate's mean value over an episode.
 
 Host-side numpy: these run once per evaluation on a few hundred episodes, not in training.
 """
