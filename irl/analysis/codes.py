@@ -2,8 +2,9 @@
 
 For every subgoal segment of held-out expert episodes, take the code z `tolerance` steps after
 the segment starts (a switch up to that many steps off the boundary counts as on it:
-segmentation.py; the grid's tolerance is 1, the ant's 5) and ask how well it tells (a) the segment's subgoal, (b) the expert's first action in the
-segment and (c) the cell of the segment's first colour (grid only: discrete moves and cells).
+segmentation.py; the grid's tolerance is 1, the ant's 5) and ask how well it tells (a) the
+segment's subgoal, (b) the expert's first action in the segment and (c) the cell of the
+segment's first colour (grid only: discrete moves and cells).
 (a) and (b) are nearest-centroid classifiers fitted on the segments of half the episodes and
 scored on those of the other half, so that no episode is on both sides (its segments share a
 layout, a history and the code's drift); `chance` is the most frequent label's share of the
