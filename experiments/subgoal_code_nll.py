@@ -23,17 +23,11 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import jax  # noqa: E402
-import optax  # noqa: E402
 from absl import app, flags, logging  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
 from irl.analysis import labelled_metacontroller as labelled  # noqa: E402
-from irl.analysis.supervised_control import N_SUBGOALS  # noqa: E402
-from irl.control import linear  # noqa: E402
-from irl.control import metacontroller as mc  # noqa: E402
-from irl.data import episode_tokens  # noqa: E402
-from irl.discovery import Discoverer, action_measures, has_second_view, take  # noqa: E402
+from irl.discovery import Discoverer  # noqa: E402
 
 CONFIG = config_flags.DEFINE_config_file("config", "experiments/configs/grid.py:discover-small", "discovery config")
 PRETRAINED = flags.DEFINE_string("pretrained", "runs/grid-small/pretrain", "pretraining workdir")
@@ -42,47 +36,11 @@ LR = flags.DEFINE_float("lr", 3e-3, "AdamW learning rate (weight decay: the conf
 SCALE = flags.DEFINE_float("scale", 3.0, "norm of each subgoal's code")
 
 
-def fit_and_measure(config, discoverer: Discoverer, steps: int, lr: float, scale: float) -> tuple[dict, dict]:
-    """(decoder params, {"controlled_action_nll", "second_view_action_nll" where the config has
-    a second view}): a fresh decoder fitted on `steps` of discoverer's training batches, measured
-    on the held-out episodes that discovery's own measures use (Discoverer.held_out)."""
-    cfg = discoverer.method("metacontroller").mc_cfg
-    base = take(discoverer.base_params, 0)
-    optimizer = optax.adamw(lr, weight_decay=config.optim.weight_decay)
-    second = has_second_view(config)
-
-    def nlls(params, tokens, key):
-        z = labelled.subgoal_codes(tokens.subgoal, key, cfg.latent_dim, N_SUBGOALS, "one_hot", scale)
-        e = jax.lax.stop_gradient(discoverer.model.lower(base, tokens.obs, discoverer.layer))
-        out, _ = discoverer.model.upper(base, mc.steer(params, z, e, cfg), discoverer.layer)
-        controlled = action_measures(discoverer.action_space, out, tokens, config.train.action_targets)["action_nll"]
-        view = discoverer.second_view(params, cfg, base, z, tokens, jax.random.fold_in(key, 2)) if second else 0.0
-        return controlled + config.train.view_weight * view, (controlled, view)
-
-    @jax.jit
-    def train(params, key):
-        def step(carry, step_key):
-            params, opt_state = carry
-            grads = jax.grad(lambda p: nlls(p, episode_tokens(discoverer.expert(step_key)), step_key)[0])(params)
-            updates, opt_state = optimizer.update(grads, opt_state, params)
-            return (optax.apply_updates(params, updates), opt_state), None
-
-        return jax.lax.scan(step, (params, optimizer.init(params)), jax.random.split(key, steps))[0][0]
-
-    key = jax.random.key(config.seed)
-    params = train({"decoder": linear.init(jax.random.fold_in(key, 0), cfg.decoder)}, jax.random.fold_in(key, 1))
-    controlled, view = jax.jit(nlls)(params, episode_tokens(discoverer.held_out()), jax.random.fold_in(key, 2))[1]
-    result = {"controlled_action_nll": float(controlled)}
-    if second:
-        result["second_view_action_nll"] = float(view)
-    return params, result
-
-
 def main(_):
     logging.set_verbosity(logging.WARNING)
     config = CONFIG.value
     discoverer = Discoverer(config, PRETRAINED.value)
-    _, result = fit_and_measure(config, discoverer, STEPS.value, LR.value, SCALE.value)
+    _, result = labelled.subgoal_code_nll(config, discoverer, STEPS.value, LR.value, SCALE.value)
     print(json.dumps({**result, "steps": STEPS.value, "scale": SCALE.value}))
 
 

@@ -160,9 +160,9 @@ def test_the_second_view_is_the_controlled_pass_seen_differently(reproduced, win
 
 
 def test_subgoal_codes_nll_is_measured_on_discoverys_held_out_episodes(reproduced):
-    """experiments/subgoal_code_nll.py fits a decoder on training batches and reports its NLL on
-    the held-out episodes discovery measures on, not on more draws of the training sampler."""
-    from experiments.subgoal_code_nll import fit_and_measure
+    """The NLL of codes naming the subgoal (experiments/subgoal_code_nll.py) is fitted on
+    training batches and reported on the held-out episodes discovery measures on, not on
+    more draws of the training sampler."""
     from irl.analysis import labelled_metacontroller as labelled
     from irl.analysis.supervised_control import N_SUBGOALS
     from irl.control import metacontroller as mc
@@ -171,7 +171,7 @@ def test_subgoal_codes_nll_is_measured_on_discoverys_held_out_episodes(reproduce
 
     config = discover_config("tiny")
     discoverer = Discoverer(config, reproduced[0] / "pretrain")
-    decoder, measured = fit_and_measure(config, discoverer, steps=2, lr=3e-3, scale=3.0)
+    decoder, measured = labelled.subgoal_code_nll(config, discoverer, steps=2, lr=3e-3, scale=3.0)
     cfg = discoverer.method("metacontroller").mc_cfg
     params = {**mc.init(jax.random.key(0), cfg), **decoder}
     held_out = episode_tokens(discoverer.held_out())

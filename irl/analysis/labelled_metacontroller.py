@@ -25,8 +25,9 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from irl.control import linear
 from irl.control import metacontroller as mc
-from irl.data import TokenBatch
+from irl.data import TokenBatch, episode_tokens
 from irl.models.base import BaseModel
 from irl.spaces import CategoricalActions
 
@@ -137,3 +138,46 @@ def fit(cfg: mc.MetacontrollerConfig, model: BaseModel, base_params, tokens: Cal
 
     (trained, _), history = jax.lax.scan(step, (trained, optimizer.init(trained)), jax.random.split(data_key, steps))
     return {**params, **trained}, history
+
+
+def subgoal_code_nll(config, discoverer, steps: int, lr: float, scale: float) -> tuple[dict, dict]:
+    """The action NLL that codes naming the true subgoal reach through a fresh decoder of the
+    metacontroller's shape (experiments/subgoal_code_nll.py): each step's code is `scale` times
+    the one-hot of its subgoal; the decoder is fitted for `steps` of discoverer's (an
+    irl.discovery.Discoverer) training batches on discovery's NLL terms, with no KL, and
+    measured on the held-out episodes discovery's own measures use (Discoverer.held_out).
+    Returns (decoder params, {"controlled_action_nll", "second_view_action_nll" where the
+    config has a second view}). First model."""
+    from irl.analysis.supervised_control import N_SUBGOALS
+    from irl.discovery import action_measures, has_second_view, take
+
+    cfg = discoverer.method("metacontroller").mc_cfg
+    base = take(discoverer.base_params, 0)
+    optimizer = optax.adamw(lr, weight_decay=config.optim.weight_decay)
+    second = has_second_view(config)
+
+    def nlls(params, tokens, key):
+        z = subgoal_codes(tokens.subgoal, key, cfg.latent_dim, N_SUBGOALS, "one_hot", scale)
+        e = jax.lax.stop_gradient(discoverer.model.lower(base, tokens.obs, discoverer.layer))
+        out, _ = discoverer.model.upper(base, mc.steer(params, z, e, cfg), discoverer.layer)
+        controlled = action_measures(discoverer.action_space, out, tokens, config.train.action_targets)["action_nll"]
+        view = discoverer.second_view(params, cfg, base, z, tokens, jax.random.fold_in(key, 2)) if second else 0.0
+        return controlled + config.train.view_weight * view, (controlled, view)
+
+    @jax.jit
+    def train(params, key):
+        def step(carry, step_key):
+            params, opt_state = carry
+            grads = jax.grad(lambda p: nlls(p, episode_tokens(discoverer.expert(step_key)), step_key)[0])(params)
+            updates, opt_state = optimizer.update(grads, opt_state, params)
+            return (optax.apply_updates(params, updates), opt_state), None
+
+        return jax.lax.scan(step, (params, optimizer.init(params)), jax.random.split(key, steps))[0][0]
+
+    key = jax.random.key(config.seed)
+    params = train({"decoder": linear.init(jax.random.fold_in(key, 0), cfg.decoder)}, jax.random.fold_in(key, 1))
+    controlled, view = jax.jit(nlls)(params, episode_tokens(discoverer.held_out()), jax.random.fold_in(key, 2))[1]
+    result = {"controlled_action_nll": float(controlled)}
+    if second:
+        result["second_view_action_nll"] = float(view)
+    return params, result
