@@ -20,6 +20,17 @@ def test_paper_preset_is_the_papers_table():
                                      mlp_width=512, init_scale=0.1, encoder="linear")
     assert (c.data.batch, c.data.max_episode_steps, c.train.steps, c.loss.obs_coef) == (512, 500, 204_800, 10.0)
     assert (c.optim.lr, c.optim.weight_decay, c.optim.schedule) == (3e-4, 0.03, "constant")
+    control = ant.analysis_config("paper").control  # Tables A7/A8, the ant's column
+    assert (control.rank, control.steps, control.batch, control.lr, control.weight_decay) == (None, 3200, 256, 3e-4, 0.03)
+    discover = ant.discover_config("paper")  # SPEC.md section 6: a full-rank decoder, 32k steps of 128
+    assert (discover.metacontroller.rank, discover.train.steps, discover.data.batch) == (None, 32_000, 128)
+    assert (discover.optim.lr, discover.optim.weight_decay) == (3e-4, 0.03)
+
+
+@pytest.mark.parametrize("preset", ant.PRESETS[1:])
+def test_the_ants_controllers_and_decoder_are_full_rank_beyond_tiny(preset):
+    assert ant.analysis_config(preset).control.rank is None
+    assert ant.discover_config(preset).metacontroller.rank is None
 
 
 @pytest.mark.parametrize("field, value, message", [

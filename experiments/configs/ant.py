@@ -70,7 +70,8 @@ def analysis_config(preset: str) -> ml_collections.ConfigDict:
     model (`analysis-<preset>`). A controller's code is one colour."""
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; known: {', '.join(PRESETS)}")
-    c = grid.analysis_config("paper")  # the paper's probe and controller settings
+    c = grid.analysis_config("paper")  # the paper's probe settings (Table A6)
+    c.control.update(rank=None, batch=256, lr=3e-4)  # Tables A7/A8 for the ant: full-rank U
     c.probe.eval_episodes = pretrain_config(preset).eval.episodes  # the held-out episodes, each once
     if preset == "small":
         c.probe.update(steps=300, batch=32)
@@ -86,12 +87,17 @@ def discover_config(preset: str) -> ml_collections.ConfigDict:
     settings, with rows as long as the ant model's and a looser switch tolerance (an ant
     step is 0.05 s; a colour is entered over several steps)."""
     c = grid.discover_config(preset)
+    c.metacontroller.rank = None  # the ant's decoder writes a full D x D U (SPEC.md section 6)
     c.data.max_episode_steps = pretrain_config(preset).data.max_episode_steps
     c.eval.tolerance = 5
     c.train.gate_entropy = 0.0  # the grid's price on a hedging gate is not measured on the ant
     c.eval.code_oracle.steps = 0  # the ant's oracle needs its full-rank controllers' budget; not measured
     c.eval.prior_episodes = 0  # minutes of physics per task set; the injection stage runs the prior's codes
-    if preset == "small":
+    if preset == "paper":  # 32k steps of 128 episodes at lr 3e-4
+        c.data.batch = 128
+        c.optim.lr = 3e-4
+        c.train.steps = c.cotrained.steps = c.compile.steps = 32_000
+    elif preset == "small":
         # the ant's rows are four times the grid's: fewer alphas and steps fit the CPU budget
         c.alphas = (0.05, 0.1, 0.3)
         c.data.batch = 16
